@@ -1,0 +1,116 @@
+"""Open the DuckDB ledger, apply migrations, (re)create views.
+
+Locking policy (DuckDB allows one writing process per file, and while it holds the file no other
+process may open it, not even read-only):
+
+* writers (``init``, ``ingest``, price-book loads) open the file, do one short transaction per
+  batch and close it again, so the file is free between batches;
+* readers (dashboard, report) open it ``read_only`` per query;
+* both retry for a while on the lock error instead of failing (``open_ledger(..., wait_s=...)``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from ledger import sqlfiles
+from ledger.errors import UserError
+
+DEFAULT_LEDGER = "imagecost.duckdb"
+LEDGER_ENV = "IMAGECOST_LEDGER"
+
+
+class LedgerMissing(UserError):
+    """The ledger file does not exist (read-only commands say how to create one)."""
+
+
+class LedgerBusy(UserError):
+    """Another process held the ledger for longer than we were willing to wait."""
+
+
+def ledger_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The ledger file: the argument, else ``$IMAGECOST_LEDGER``, else ``./imagecost.duckdb``."""
+    return Path(path or os.environ.get(LEDGER_ENV) or DEFAULT_LEDGER)
+
+
+def _is_lock_error(exc: duckdb.Error) -> bool:
+    return "lock" in str(exc).lower()
+
+
+def connect(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    read_only: bool = False,
+    wait_s: float = 10.0,
+) -> duckdb.DuckDBPyConnection:
+    """Connect to the ledger, waiting up to ``wait_s`` seconds while another process holds it."""
+    file = ledger_path(path)
+    if read_only and not file.exists():
+        raise LedgerMissing(f"no ledger at {file}; create one with `imagecost init --ledger {file}`")
+    deadline = time.monotonic() + wait_s
+    delay = 0.02
+    while True:
+        try:
+            con = duckdb.connect(str(file), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc) or time.monotonic() >= deadline:
+                if _is_lock_error(exc):
+                    raise LedgerBusy(f"ledger {file} is locked by another process (waited {wait_s:.0f}s)") from exc
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+    con.execute("set TimeZone = 'UTC'")
+    return con
+
+
+@contextmanager
+def open_ledger(
+    path: str | os.PathLike[str] | None = None, *, read_only: bool = False, wait_s: float = 10.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``with open_ledger() as con:`` — connect (migrating a writable ledger) and always close."""
+    con = connect(path, read_only=read_only, wait_s=wait_s)
+    try:
+        if not read_only:
+            migrate(con)
+        yield con
+    finally:
+        con.close()
+
+
+def applied_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Names of the migrations recorded in ``_migrations``, in order."""
+    con.execute("create table if not exists _migrations (name varchar primary key, applied_at timestamptz)")
+    return [row[0] for row in con.execute("select name from _migrations order by name").fetchall()]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the migrations not yet recorded, then recreate every view. Returns the names applied."""
+    done = set(applied_migrations(con))
+    applied: list[str] = []
+    for name, sql in sqlfiles.migrations():
+        if name in done:
+            continue
+        con.execute("begin")
+        try:
+            con.execute(sql)
+            con.execute("insert into _migrations values (?, now())", [name])
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+        applied.append(name)
+    create_views(con)
+    return applied
+
+
+def create_views(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create every view from ``sql/views`` — views hold no data, so this is always safe."""
+    for name, select in sqlfiles.views():
+        con.execute(f"create or replace view {name} as\n{select}")
