@@ -156,3 +156,6 @@ TOKEN_BUCKETS = (
     16777216,
     67108864,
 )
+
+# --- resource attributes (OTel resource semconv, Stable) ---------------------------------------------
+SERVICE_NAME = "service.name"  # the app's service; the ledger's calls.service_name
