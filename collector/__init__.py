@@ -13,16 +13,41 @@ Zero code: ``opentelemetry-instrument python app.py`` loads the same instrumento
 ``generate_content {model}`` with tokens by class, request shape, route and route owner, one
 ``imagecost.attempt`` event per HTTP attempt and one ``imagecost.image`` event per stored image; spans go to
 the app's tracer provider, or to the spool when the app has none. Names: :mod:`collector.semconv`.
+
+Budgets: ``instrument(client, guard=...)`` asks a spend guard before each call is sent; over a hard budget the
+call raises :class:`BudgetExceeded` and never reaches the server (:mod:`collector.guard`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collector.tagging import tags
 
-__all__ = ["instrument", "tags", "uninstrument"]
+if TYPE_CHECKING:
+    from collector.guard import BudgetExceeded, Guard, GuardDecision, GuardOutcome, GuardRequest
+
+__all__ = [
+    "BudgetExceeded",
+    "Guard",
+    "GuardDecision",
+    "GuardOutcome",
+    "GuardRequest",
+    "instrument",
+    "tags",
+    "uninstrument",
+]
+_GUARD_NAMES = frozenset({"BudgetExceeded", "Guard", "GuardDecision", "GuardOutcome", "GuardRequest"})
+
+
+def __getattr__(name: str) -> Any:
+    """``collector.BudgetExceeded`` etc., imported on first use: ``import collector`` (e.g. for semconv) stays light."""
+    if name in _GUARD_NAMES:
+        from collector import guard
+
+        return getattr(guard, name)
+    raise AttributeError(f"module 'collector' has no attribute {name!r}")
 
 
 def instrument(
@@ -38,11 +63,13 @@ def instrument(
     spool: str | Path | None = None,
     tracer_provider: Any = None,
     meter_provider: Any = None,
+    guard: Guard | None = None,
 ) -> None:
     """Record the image calls of ``client`` (an OpenAI / AsyncOpenAI), or of every client when None.
 
     Options left None fall back to their ``IMAGECOST_*`` environment variable (collector.config). Calling
     it again is harmless: it replaces that client's (or the global) options, patches nothing twice.
+    ``guard``: a spend guard asked before each call is sent (collector.guard; e.g. ledger.budgets.BudgetGuard).
     """
     from collector.instrumentor import ImagecostInstrumentor, register
 
@@ -58,6 +85,7 @@ def instrument(
         "spool": spool,
         "tracer_provider": tracer_provider,
         "meter_provider": meter_provider,
+        "guard": guard,
     }
     instrumentor = ImagecostInstrumentor()
     if instrumentor.is_instrumented_by_opentelemetry:

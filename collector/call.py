@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import openai
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from collector import guard as guard_mod
 from collector import semconv as sc
 from collector import tagging
 from collector.classify import ErrorInfo, classify, error_body_info
@@ -41,6 +42,7 @@ class Registration:
     telemetry: Telemetry
     store: ImageStore | None
     salt: str | None  # prompt-hash salt; None if it could not be set up (then no prompt hash)
+    guard: guard_mod.Guard | None = None  # asked before each call is sent (collector.guard)
     servers: dict[str, tuple[str, int | None, str]] = field(default_factory=dict)  # base URL -> host, port, owner
 
 
@@ -90,6 +92,11 @@ class Call:
             attrs[sc.TAG_PREFIX + key] = value
         name = f"{sc.OPERATION_GENERATE_CONTENT} {req.model}" if req.model else sc.OPERATION_GENERATE_CONTENT
         self.span = reg.telemetry.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        self.guard_request = (
+            guard_mod.build_request(self.span.get_span_context().span_id, attrs, req.prompt)
+            if reg.guard is not None
+            else None
+        )
         self.t0 = time.perf_counter()
         self.attempts: list[Attempt] = []
         self.obs = Observation(reg.store)
@@ -168,6 +175,7 @@ class Call:
         finally:
             self.span.end()
             self._record_metrics(error_type)
+            guard_mod.settle(self, ok=error_type is None)
 
     def _outcome(self) -> tuple[dict[str, Any], str | None]:
         obs, attrs = self.obs, {}

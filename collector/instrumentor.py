@@ -27,6 +27,7 @@ from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
 from collector import attempts, config, streams
+from collector import guard as guard_mod
 from collector import telemetry as telemetry_mod
 from collector.call import CURRENT, Call, Registration
 from collector.extract import (
@@ -81,9 +82,12 @@ _all_clients: Registration | None = None
 _clients: weakref.WeakKeyDictionary[Any, Registration] = weakref.WeakKeyDictionary()
 
 
-def register(client: Any = None, *, tracer_provider: Any = None, meter_provider: Any = None, **options: Any) -> None:
+def register(
+    client: Any = None, *, tracer_provider: Any = None, meter_provider: Any = None, guard: Any = None, **options: Any
+) -> None:
     """Record calls of ``client`` (None: of every client) with these options (see collector.instrument)."""
     global _all_clients
+    guard_mod.validate(guard)
     settings = config.resolve(options)
     store = (
         ImageStore(settings.image_store, settings.public_url_prefix, settings.retention_days)
@@ -95,6 +99,7 @@ def register(client: Any = None, *, tracer_provider: Any = None, meter_provider:
         telemetry=telemetry_mod.build(settings, tracer_provider, meter_provider),
         store=store,
         salt=settings.prompt_salt or _install_salt(settings),
+        guard=guard,
     )
     if client is None:
         _all_clients = reg
@@ -135,6 +140,8 @@ def _sync_wrapper(route: Route) -> Callable[..., Any]:
         call = _start(route, instance, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
+        if (refusal := guard_mod.gate(call)) is not None:
+            raise refusal
         token = CURRENT.set(call)
         ctx = otel_context.attach(trace.set_span_in_context(call.span))
         try:
@@ -162,6 +169,8 @@ def _async_wrapper(route: Route) -> Callable[..., Any]:
         call = _start(route, instance, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
+        if (refusal := guard_mod.gate(call)) is not None:
+            raise refusal
         token = CURRENT.set(call)
         ctx = otel_context.attach(trace.set_span_in_context(call.span))
         try:

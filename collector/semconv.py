@@ -159,3 +159,16 @@ TOKEN_BUCKETS = (
 
 # --- resource attributes (OTel resource semconv, Stable) ---------------------------------------------
 SERVICE_NAME = "service.name"  # the app's service; the ledger's calls.service_name
+
+# --- imagecost: budget guard (collector.guard) ---------------------------------------------------------
+# One decision per call, set before anything is sent. The budget named is the one that decided: for
+# block / warn the (first, in file order) budget the request would overrun; for allow the matching budget
+# with the least headroom left, absent when no budget covers the call.
+GUARD_DECISION = "imagecost.guard.decision"  # allow | warn | block
+GUARD_BUDGET = "imagecost.guard.budget"  # the budget's name in the budgets file
+GUARD_ESTIMATE_USD = "imagecost.guard.estimate_usd"  # this request, pre-flight: hard budget high bound, else expected
+GUARD_SPENT_USD = "imagecost.guard.spent_usd"  # that budget's spend this period before this request (ledger + process)
+GUARD_LIMIT_USD = "imagecost.guard.limit_usd"
+GUARD_PERIOD = "imagecost.guard.period"  # UTC period of that budget: 2026-11-24 (day) or 2026-11 (month)
+GUARD_DECISIONS = ("allow", "warn", "block")
+ERROR_TYPE_BUDGET_EXCEEDED = "BudgetExceeded"  # error.type of a call the guard blocked (no HTTP request was made)
