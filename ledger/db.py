@@ -84,6 +84,27 @@ def open_ledger(
         con.close()
 
 
+def in_transaction(con: duckdb.DuckDBPyConnection) -> bool:
+    """True inside an explicit ``begin``: there, two statements share one transaction id."""
+    first, second = (con.execute("select txid_current()").fetchall()[0][0] for _ in range(2))
+    return first == second
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """``with transaction(con):`` begin/commit (rollback on error), or join the caller's open transaction."""
+    if in_transaction(con):
+        yield
+        return
+    con.execute("begin")
+    try:
+        yield
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+
+
 def applied_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Names of the migrations recorded in ``_migrations``, in order."""
     con.execute("create table if not exists _migrations (name varchar primary key, applied_at timestamptz)")
