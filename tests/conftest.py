@@ -9,4 +9,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.reconcile",
     "tests.fixtures.dashboard",
     "tests.fixtures.ingest",
+    "tests.fixtures.receiver",
 ]

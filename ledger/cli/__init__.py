@@ -18,6 +18,9 @@ COMMANDS = {
     "report": "ledger.cli.report_cmds:report",
     "ingest": "ledger.cli.ingest_cmds:ingest",
     "images": "ledger.cli.images_cmds:images",
+    "reconcile": "ledger.cli.reconcile_cmds:reconcile",
+    "budgets": "ledger.cli.budgets_cmds:budgets",
+    "serve": "ledger.cli.serve_cmds:serve",
     "simulate": "simulator.cli:simulate",
     "demo": "simulator.demo_cmd:demo",
     "dashboard": "dashboard.cli:dashboard",
@@ -58,7 +61,9 @@ class LazyGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens (to stderr).")
 def cli(verbose: bool) -> None:
     """imagecost: what OpenAI image generation costs, why, and what it will cost next."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 def main() -> None:
