@@ -7,6 +7,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.collector",
     "tests.fixtures.ledger",
     "tests.fixtures.reconcile",
+    "tests.fixtures.demo",
     "tests.fixtures.dashboard",
     "tests.fixtures.ingest",
     "tests.fixtures.receiver",
