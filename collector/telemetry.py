@@ -54,9 +54,9 @@ def build(
 ) -> Telemetry:
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
     if tracer_provider is None and isinstance(provider, trace.ProxyTracerProvider):
-        provider = _private_provider(settings.spool)
+        provider = _private_provider(settings.spool, meter_provider)
     elif settings.spool_requested and isinstance(provider, SdkTracerProvider):
-        _ensure_spool(provider, settings.spool)
+        _ensure_spool(provider, settings.spool, meter_provider)
     meter = (meter_provider or metrics.get_meter_provider()).get_meter(
         sc.INSTRUMENTATION_SCOPE, VERSION, schema_url=sc.SEMCONV_SCHEMA_URL
     )
@@ -81,19 +81,20 @@ def build(
     )
 
 
-def _spool_processor(directory: Path) -> SpanProcessor:
-    # Written by the ingest engineer: OTLP/JSON lines, rotating files, fsync per batch.
+def _spool_processor(directory: Path, meter_provider: MeterProvider | None) -> SpanProcessor:
+    # Written by the ingest engineer: OTLP/JSON lines, rotating files, fsync per batch. Its dropped-spans
+    # counter goes to the same meter provider as the collector's other metrics.
     from collector.spool import SpoolSpanExporter
 
-    return BatchSpanProcessor(SpoolSpanExporter(directory))
+    return BatchSpanProcessor(SpoolSpanExporter(directory, meter_provider=meter_provider))
 
 
-def _private_provider(spool: Path) -> SdkTracerProvider:
+def _private_provider(spool: Path, meter_provider: MeterProvider | None) -> SdkTracerProvider:
     key = spool.resolve()
     with _lock:
         if key not in _private:
             provider = SdkTracerProvider(resource=Resource.create())
-            processor = _spool_processor(spool)
+            processor = _spool_processor(spool, meter_provider)
             provider.add_span_processor(processor)
             _private[key] = provider
             _processors[(id(provider), key)] = processor
@@ -101,11 +102,11 @@ def _private_provider(spool: Path) -> SdkTracerProvider:
         return _private[key]
 
 
-def _ensure_spool(provider: SdkTracerProvider, spool: Path) -> None:
+def _ensure_spool(provider: SdkTracerProvider, spool: Path, meter_provider: MeterProvider | None) -> None:
     key = (id(provider), spool.resolve())
     with _lock:
         if key not in _processors:
-            processor = _spool_processor(spool)
+            processor = _spool_processor(spool, meter_provider)
             provider.add_span_processor(processor)
             _processors[key] = processor
             _register_flush()

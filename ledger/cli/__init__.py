@@ -10,20 +10,23 @@ import click
 
 from ledger.errors import UserError
 
-# command name -> "module:attribute"; modules are imported only when their command runs.
+# command name -> ("module:attribute", one-line help); a module is imported only when its command runs,
+# so `imagecost --help` lists the commands from this table without importing duckdb, polars or streamlit.
 COMMANDS = {
-    "init": "ledger.cli.ledger_cmds:init",
-    "prices": "ledger.cli.prices_cmds:prices",
-    "estimate": "ledger.cli.estimate_cmds:estimate",
-    "report": "ledger.cli.report_cmds:report",
-    "ingest": "ledger.cli.ingest_cmds:ingest",
-    "images": "ledger.cli.images_cmds:images",
-    "reconcile": "ledger.cli.reconcile_cmds:reconcile",
-    "budgets": "ledger.cli.budgets_cmds:budgets",
-    "serve": "ledger.cli.serve_cmds:serve",
-    "simulate": "simulator.cli:simulate",
-    "demo": "simulator.demo_cmd:demo",
-    "dashboard": "dashboard.cli:dashboard",
+    "init": ("ledger.cli.ledger_cmds:init", "Create or migrate a ledger and load the price books."),
+    "prices": ("ledger.cli.prices_cmds:prices", "Show (or check) official rates and provider contracts."),
+    "estimate": ("ledger.cli.estimate_cmds:estimate", "Pre-flight cost of a request or a plan file."),
+    "report": ("ledger.cli.report_cmds:report", "Spend report for finance (official and contract apart)."),
+    "close": ("ledger.cli.close_cmds:close", "Freeze a month's priced rows."),
+    "reopen": ("ledger.cli.close_cmds:reopen", "Reopen a closed month (recorded, with a reason)."),
+    "ingest": ("ledger.cli.ingest_cmds:ingest", "Move spool / OTLP-JSON files into the ledger."),
+    "images": ("ledger.cli.images_cmds:images", "Image store maintenance (retention)."),
+    "reconcile": ("ledger.cli.reconcile_cmds:reconcile", "Compare the ledger with OpenAI's bill or an invoice."),
+    "budgets": ("ledger.cli.budgets_cmds:budgets", "Budgets, spend so far and forecast (exit 2 if exceeded)."),
+    "serve": ("ledger.cli.serve_cmds:serve", "Receive OTLP/HTTP spans from other hosts into the spool."),
+    "simulate": ("simulator.cli:simulate", "Run the local OpenAI-compatible simulator."),
+    "demo": ("simulator.demo_cmd:demo", "Simulator -> instrumented SDK -> ledger -> dashboard."),
+    "dashboard": ("dashboard.cli:dashboard", "Open the Streamlit dashboard over a ledger."),
 }
 
 
@@ -31,30 +34,41 @@ class LazyGroup(click.Group):
     """A click group whose commands are imported on first use (keeps `imagecost --help` fast)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in COMMANDS if self._load(name) is not None)
+        return list(COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short_help) for name, (_, short_help) in COMMANDS.items()])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return self._load(cmd_name)
-
-    @staticmethod
-    def _load(name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
-        if target is None:
+        if cmd_name not in COMMANDS:
             return None
-        module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # a command whose module is not built yet
-            if exc.name and module_name.startswith(exc.name):
-                return None
-            raise
-        return getattr(module, attr)
+        module_name, attr = COMMANDS[cmd_name][0].split(":")
+        return getattr(importlib.import_module(module_name), attr)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except UserError as exc:
             raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            # A file the user named that cannot be used (name too long, not a DuckDB file, disk full, ...):
+            # one line saying which and why, not a traceback.
+            if isinstance(exc, OSError) or _is_duckdb_io_error(exc):
+                raise click.ClickException(_one_line(exc)) from None
+            raise
+
+
+def _is_duckdb_io_error(exc: Exception) -> bool:
+    duckdb = sys.modules.get("duckdb")  # not imported at all: the error cannot be one of its
+    return duckdb is not None and isinstance(exc, duckdb.IOException) and "lock" not in str(exc).lower()
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        name = exc.filename if exc.filename is None or len(str(exc.filename)) <= 80 else f"{str(exc.filename)[:77]}..."
+        return f"{exc.strerror}: {name}" if name is not None else exc.strerror
+    return " ".join(str(exc).split())
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
