@@ -14,7 +14,8 @@ from ledger.cli import cli
 from tests.fixtures.ledger import add_facts, call_row
 
 GPT_IMAGE_2 = (81 * 5.00 + 1756 * 30.00) / 1e6  # 0.053085: the default call_row at OpenAI list prices
-HEADER = ["calls", "images", "official_usd", "contract_usd", "shadow_official_usd", "unpriced_calls"]
+# adjustments: booked rows adjusting a closed month (none here: no month is closed; tests/test_closing.py)
+HEADER = ["calls", "images", "official_usd", "contract_usd", "shadow_official_usd", "unpriced_calls", "adjustments"]
 
 
 @pytest.fixture
@@ -59,6 +60,7 @@ def test_report_by_route_owner_csv(ledger: Path) -> None:
             "contract_usd": "",
             "shadow_official_usd": f"{GPT_IMAGE_2:.6f}",  # 0.053085
             "unpriced_calls": "1",
+            "adjustments": "0",
         },
         {
             "route_owner": "laozhang.ai",
@@ -68,6 +70,7 @@ def test_report_by_route_owner_csv(ledger: Path) -> None:
             "contract_usd": "0.06",  # 2 × 0.03
             "shadow_official_usd": f"{2 * GPT_IMAGE_2:.5f}",  # 0.10617
             "unpriced_calls": "0",
+            "adjustments": "0",
         },
         {
             "route_owner": "openai",
@@ -77,6 +80,7 @@ def test_report_by_route_owner_csv(ledger: Path) -> None:
             "contract_usd": "",
             "shadow_official_usd": "",
             "unpriced_calls": "1",
+            "adjustments": "0",
         },
     ]
 
@@ -86,12 +90,14 @@ def test_report_by_day_with_period_and_feature(ledger: Path) -> None:
     assert by_day == [
         {
             "day": "2026-11-03",
+            "period": "open",  # by day and by month: whether the day's month is closed (frozen)
             "calls": "3",
             "images": "3",
             "official_usd": "",  # its only OpenAI call is unpriced
             "contract_usd": "0.06",
             "shadow_official_usd": f"{2 * GPT_IMAGE_2:.5f}",
             "unpriced_calls": "1",
+            "adjustments": "0",
         }
     ]
     by_feature = parse_csv(run("--ledger", str(ledger), "--csv", "--by", "feature").output)
@@ -108,8 +114,8 @@ def test_report_terminal_table(ledger: Path) -> None:
     assert lines[0] == "Spend by model, first call to last call (UTC days)"
     assert lines[1].split() == ["model", *HEADER]
     # official 0.15885 → 0.1589, contract 0.06, shadow 0.053085 × 3 = 0.159255 → 0.1593
-    assert lines[3].split() == ["gpt-image-2", "6", "7", "0.1589", "0.0600", "0.1593", "2"]
-    assert lines[4].split() == ["total", "6", "7", "0.1589", "0.0600", "0.1593", "2"]
+    assert lines[3].split() == ["gpt-image-2", "6", "7", "0.1589", "0.0600", "0.1593", "2", "0"]
+    assert lines[4].split() == ["total", "6", "7", "0.1589", "0.0600", "0.1593", "2", "0"]
     assert "unpriced calls are not in the sums: 1 no_contract, 1 unpriced_model" in result.output
 
 

@@ -1,4 +1,4 @@
-"""``imagecost report``: spend for finance, as a table on the terminal or CSV."""
+"""``imagecost report``: spend for finance by booking date (closed months frozen), as a table or CSV."""
 
 from __future__ import annotations
 
@@ -11,9 +11,20 @@ import polars as pl
 
 from ledger.cli.options import ledger_option
 from ledger.cli.tables import EMPTY, format_table
+from ledger.closing import ClosedMonth, closed_months, label, next_month
 from ledger.db import connect, ledger_path
 from ledger.errors import UserError
-from ledger.report import COLUMNS, GROUPS, MONEY, Period, books_loaded, spend_report, totals, unpriced_breakdown
+from ledger.report import (
+    COLUMNS,
+    GROUPS,
+    MONEY,
+    PERIOD_GROUPS,
+    Period,
+    books_loaded,
+    spend_report,
+    totals,
+    unpriced_breakdown,
+)
 
 CSV_DECIMALS = 6  # micro-dollars: per-call costs are fractions of a cent
 TABLE_DECIMALS = 4
@@ -40,19 +51,40 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def render_table(report: pl.DataFrame, by: str, period: Period, unpriced: dict[str, int], books: str) -> list[str]:
+def closed_in(period: Period, closed: list[ClosedMonth]) -> list[ClosedMonth]:
+    """The closed months that have days in ``period``."""
+    return [
+        c
+        for c in closed
+        if (period.until is None or c.month <= period.until)
+        and (period.since is None or next_month(c.month) > period.since)
+    ]
+
+
+def render_table(
+    report: pl.DataFrame, by: str, period: Period, unpriced: dict[str, int], books: str, closed: list[ClosedMonth]
+) -> list[str]:
     """The terminal view: the table, a total row, and what the figures mean."""
     rows = [[_cell(v) for v in row] for row in report.iter_rows()]
     total = totals(report)
-    rows.append(["total", *(_cell(total[c]) for c in COLUMNS)])
-    lines = [f"Spend by {by}, {period.describe()}", *format_table([by, *COLUMNS], rows), ""]
+    headers = [by, *(["period"] if by in PERIOD_GROUPS else []), *COLUMNS]
+    rows.append(["total", *([""] if by in PERIOD_GROUPS else []), *(_cell(total[c]) for c in COLUMNS)])
+    lines = [f"Spend by {by}, {period.describe()}", *format_table(headers, rows), ""]
     lines.append(
         "official_usd: OpenAI-routed calls at OpenAI list prices; contract_usd: provider-routed calls under "
         "their contracts (USD); shadow_official_usd: those provider calls at OpenAI list prices (not owed)."
     )
     if unpriced:
         why = ", ".join(f"{n:,} {status}" for status, n in unpriced.items())
-        lines.append(f"unpriced calls are not in the sums: {why} (see priced_calls.unpriced_reason).")
+        lines.append(f"unpriced calls are not in the sums: {why} (see booked_calls.unpriced_reason).")
+    if closed:
+        which = ", ".join(f"{label(c.month)} (close #{c.close_id})" for c in closed)
+        lines.append(f"closed months read their frozen rows and never change: {which}.")
+    if total["adjustments"]:
+        lines.append(
+            f"adjustment rows in the sums: {total['adjustments']:,} (late calls and re-pricing of closed months, "
+            "booked on the first day of the first open month after them; see booked_calls.adjustment_reason)."
+        )
     lines.append(f"price books: {books}")
     return lines
 
@@ -64,7 +96,11 @@ def render_table(report: pl.DataFrame, by: str, period: Period, unpriced: dict[s
 @click.option("--csv", "as_csv", is_flag=True, help=f"CSV on stdout (money to {CSV_DECIMALS} decimals).")
 @ledger_option
 def report(since: datetime | None, until: datetime | None, by: str, as_csv: bool, ledger: str | None) -> None:
-    """Spend per day, route owner, model or feature; official and contract spend in separate columns."""
+    """Spend per day, month, route owner, model or feature, by booking day; closed months read frozen.
+
+    Official and contract spend are in separate columns. A closed month (imagecost close) keeps its frozen
+    total; late calls and re-pricing of it are adjustments booked into the first open month after it.
+    """
     period = Period(_day(since), _day(until))
     if period.since and period.until and period.since > period.until:
         raise UserError(f"--since {period.since} is after --until {period.until}")
@@ -79,10 +115,11 @@ def report(since: datetime | None, until: datetime | None, by: str, as_csv: bool
             ) from None
         unpriced = unpriced_breakdown(con, period)
         loaded = books_loaded(con)
+        closed = closed_in(period, closed_months(con))
     finally:
         con.close()
     if as_csv:
         click.echo(result.with_columns(pl.col(MONEY).round(CSV_DECIMALS)).write_csv(), nl=False)
         return
     books = f"version {loaded[0][:12]}, loaded {loaded[1]:%Y-%m-%d %H:%M} UTC" if loaded else "never loaded"
-    click.echo("\n".join(render_table(result, by, period, unpriced, books)))
+    click.echo("\n".join(render_table(result, by, period, unpriced, books, closed)))

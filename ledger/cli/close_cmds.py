@@ -1,0 +1,73 @@
+"""``imagecost close YYYY-MM`` and ``imagecost reopen YYYY-MM --reason TEXT`` (docs/closing.md)."""
+
+from __future__ import annotations
+
+import click
+
+from ledger.cli.options import ledger_option
+from ledger.closing import AS_OF_ENV, PeriodEvent, close_month, label, os_user, parse_month, reopen_month, today
+from ledger.db import LedgerMissing, ledger_path, open_ledger
+
+
+def _usd(value: float | None) -> str:
+    return "–" if value is None else f"{value:.6f}"
+
+
+def describe(event: PeriodEvent) -> list[str]:
+    """The lines ``close`` / ``reopen`` print about the event they recorded."""
+    if event.event == "closed":
+        head = f"closed {label(event.month)} (close #{event.close_id}): froze {event.row_count:,} rows"
+    else:
+        head = (
+            f"reopened {label(event.month)} (close #{event.close_id} superseded): "
+            f"it reads live again, {event.row_count:,} rows"
+        )
+    books = event.price_book_version[:12] if event.price_book_version else "never loaded"
+    reason = f"; reason: {event.reason}" if event.reason else ""
+    return [
+        head,
+        f"  {event.calls:,} calls, {event.adjustments:,} adjustments to earlier closed months, "
+        f"{event.unpriced_rows:,} unpriced rows, {event.images:,} images",
+        f"  billed {_usd(event.billed_usd)} USD: official_usd {_usd(event.official_usd)}, "
+        f"contract_usd {_usd(event.contract_usd)}",
+        f"  price books {books}; by {event.by_user} at {event.event_at:%Y-%m-%d %H:%M:%S} UTC{reason}",
+    ]
+
+
+def _existing(ledger: str | None) -> str:
+    file = ledger_path(ledger)
+    if not file.exists():
+        raise LedgerMissing(f"no ledger at {file}; create one with `imagecost init --ledger {file}`")
+    return str(file)
+
+
+@click.command()
+@click.argument("month", metavar="YYYY-MM")
+@click.option("--reason", default=None, help="A note recorded with the close (optional).")
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    metavar="YYYY-MM-DD",
+    help=f"Today's UTC date, which decides the current month (default: the clock, or ${AS_OF_ENV}). For tests.",
+)
+@ledger_option
+def close(month: str, reason: str | None, as_of: str | None, ledger: str | None) -> None:
+    """Freeze a finished UTC month: reports then read it as it is now; later changes become adjustments."""
+    first_day = parse_month(month)
+    day = today(as_of)
+    with open_ledger(_existing(ledger)) as con:
+        event = close_month(con, first_day, today=day, by_user=os_user(), reason=reason)
+    click.echo("\n".join(describe(event)))
+
+
+@click.command()
+@click.argument("month", metavar="YYYY-MM")
+@click.option("--reason", default=None, help="Why the month is reopened (required; recorded).")
+@ledger_option
+def reopen(month: str, reason: str | None, ledger: str | None) -> None:
+    """Reopen a closed UTC month (recorded with who, when and why): it reads live again until closed again."""
+    first_day = parse_month(month)
+    with open_ledger(_existing(ledger)) as con:
+        event = reopen_month(con, first_day, by_user=os_user(), reason=reason)
+    click.echo("\n".join(describe(event)))
