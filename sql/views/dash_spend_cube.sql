@@ -1,17 +1,18 @@
--- depends: priced_calls
--- Spend page: priced_calls rolled up once into a small cube (UTC day × route owner × model × cost
+-- depends: booked_calls
+-- Spend page: booked_calls (closed months read from their frozen rows, later changes booked as
+-- adjustments in the first open month; docs/closing.md) rolled up once into a small cube (UTC day × route owner × model × cost
 -- basis × pricing status × feature tag × size × quality), so the page scans the calls a single time
 -- and slices the cube. Official-rate spend and provider-contract spend stay in separate columns;
 -- unpriced calls are counted, their spend stays null (never $0).
 -- Calls are grouped by their raw tags first (a few distinct values); the feature is read from the
 -- JSON once per group, not once per call.
 with source as (
-    select * from priced_calls
+    select * from booked_calls
 ),
 
 by_tags as (
     select
-        call_day as day,
+        booking_day as day,
         route_owner,
         billed_model,
         requested_model,
@@ -21,8 +22,9 @@ by_tags as (
         size,
         quality,
         contract_currency,
-        count(*)::bigint as calls,
-        count(*) filter (where status = 'error')::bigint as failed_calls,
+        -- adjustment rows carry call_count 0: they move money, not calls
+        sum(call_count)::bigint as calls,
+        coalesce(sum(call_count) filter (where status = 'error'), 0)::bigint as failed_calls,
         count(*) filter (where pricing_status <> 'priced')::bigint as unpriced_calls,
         coalesce(sum(images_returned), 0)::bigint as images,
         coalesce(sum(images_returned) filter (where pricing_status = 'priced'), 0)::bigint as priced_images,
