@@ -11,7 +11,8 @@ SimpleSpanProcessor) and 512 spans per line (the BatchSpanProcessor's default ba
 
 Per size and layout, in one run (each measurement the fastest of --repeat runs, the machine being shared):
 - `ingest_paths` into a fresh ledger: price books, migrations, parse, dedupe, insert, moving files to done/,
-  everything the CLI does -> calls/s, and the process CPU seconds it took;
+  everything the CLI does -> calls/s, and the process CPU seconds it took (calls/cpu-s: per second of one core,
+  the figure other programs on a shared machine disturb least);
 - DuckDB reading the same files raw: `select count(*) from read_json(...)` ("count(*)"), `create table ... as
   select * from read_ndjson(...)` ("to table"), and `read_json` with the very structure ingest reads, unnested
   ("typed": the "read_json + unnest in SQL" design);
@@ -211,7 +212,7 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} duckdb={duckdb.__version__}")
     header = (
-        f"{'calls':>8} {'spans/line':>10} {'MB':>5} {'ingest s':>9} {'calls/s':>8} {'cpu s':>6} "
+        f"{'calls':>8} {'spans/line':>10} {'MB':>5} {'ingest s':>9} {'calls/s':>8} {'cpu s':>6} {'calls/cpu-s':>11} "
         f"{'count(*) s':>10} {'ratio':>6} {'to table s':>10} {'typed s':>8} {'json.loads s':>12}"
     )
     run(args.workdir, TEMPLATE_SPANS, 1, 1)  # first use imports pandas (DuckDB's Arrow path) etc.: not per-call work
@@ -222,6 +223,7 @@ def main() -> None:
             r = run(args.workdir, calls, layout, args.repeat)
             print(
                 f"{calls:>8} {layout:>10} {r['mb']:>5.0f} {r['ingest_s']:>9.2f} {r['rate']:>8.0f} {r['cpu_s']:>6.1f} "
+                f"{calls / r['cpu_s']:>11.0f} "
                 f"{r['count_s']:>10.2f} {r['count_s'] / r['ingest_s']:>6.2f} {r['ctas_s']:>10.2f} "
                 f"{r['typed_s']:>8.2f} {r['python_s']:>12.2f}",
                 flush=True,

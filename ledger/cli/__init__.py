@@ -49,8 +49,8 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except UserError as exc:
-            raise click.ClickException(str(exc)) from None
+        except UserError as exc:  # one line even if a value quoted in the message holds a newline
+            raise click.ClickException(" ".join(str(exc).splitlines())) from None
         except Exception as exc:
             # A file the user named that cannot be used (name too long, not a DuckDB file, disk full, ...):
             # one line saying which and why, not a traceback.

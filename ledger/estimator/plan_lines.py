@@ -159,7 +159,7 @@ def parse_request(obj: object, *, route: str, tier: str) -> tuple[EstimateReques
         value = obj.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, expected)):
             raise UserError(f"{key} must be {_TYPE_NAMES[expected]} (got {json.dumps(value)})")
-    if "model" not in obj:
+    if obj.get("model") is None:  # absent or null
         raise UserError('missing "model"')
     if "prompt" in obj and "prompt_chars" in obj:
         raise UserError('give "prompt" or "prompt_chars", not both')

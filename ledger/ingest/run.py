@@ -148,6 +148,7 @@ def ingest_paths(
             """Steps 2-4 for one batch; runs on the store thread, one batch at a time, in batch order."""
             _report_batch(batch, parsed, reports, result, fallback)
             with contextlib.closing(db.connect(ledger_path)) as con:
+                con.execute("set threads = 1")  # the parsers have the other cores
                 _commit(con, batch, parsed, reports, result)
             for piece in batch:
                 piece.source.known = Offset(piece.identity, piece.end, piece.first_line_no - 1 + piece.line_count)

@@ -127,7 +127,9 @@ def _parse_file(display: str, content: bytes) -> _FileRows:
 
 
 def _rate_label(raw: dict[str, Any]) -> str:
-    return " ".join(str(part) for part in (", ".join(map(str, raw.get("models") or [])), raw.get("tier")) if part)
+    models = raw.get("models") or []
+    names = ", ".join(map(str, models)) if isinstance(models, list) else str(models)  # validated just after
+    return " ".join(str(part) for part in (names, raw.get("tier")) if part)
 
 
 def _contract_label(raw: dict[str, Any]) -> str:
@@ -144,7 +146,7 @@ _LABELS = {"rate": _rate_label, "contract": _contract_label, "fx": _fx_label}
 def _entries(display: str, doc: dict[str, Any], section: str, model: type[Entry]) -> list[tuple[Entry, _Origin]]:
     out: list[tuple[Entry, _Origin]] = []
     for i, raw in enumerate(doc.get(section, []), start=1):
-        detail = _LABELS[section](raw)
+        detail = " ".join(_LABELS[section](raw).split())  # a value with a newline must not break the one line
         origin = _Origin(display, f"{section} #{i}" + (f" ({detail})" if detail else ""))
         try:
             out.append((model.model_validate(raw), origin))

@@ -6,6 +6,7 @@ Windows are UTC days, ``effective_from`` inclusive and ``effective_to`` exclusiv
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from typing import Literal
 
@@ -26,6 +27,9 @@ def _one_of(kind: str, value: str, allowed: tuple[str, ...]) -> str:
 
 
 def _not_negative(value: float, token_class: str | None = None) -> float:
+    if not math.isfinite(value):  # TOML has nan and inf; either would poison every sum it enters
+        what = f"price {token_class} = {value}" if token_class else f"price {value}"
+        raise ValueError(f"{what} is not a finite number")
     if value < 0:
         raise ValueError(f"negative price {token_class} = {value}" if token_class else f"negative price {value}")
     return value
@@ -229,7 +233,7 @@ class FxEntry(_Entry):
     @field_validator("usd_per_unit")
     @classmethod
     def _positive(cls, value: float) -> float:
-        if value <= 0:
+        if not math.isfinite(value) or value <= 0:
             raise ValueError(f"usd_per_unit must be positive, got {value}")
         return value
 
