@@ -280,13 +280,17 @@ def test_fuzzed_plan_lines_give_totals_and_line_errors(scratch: Path, lines: lis
 def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Paths worth passing: a real ledger, junk files, a spool, a directory, nothing at all."""
     root = tmp_path_factory.mktemp("fuzz-cli")
+    for folder in ("ledgers", "inputs", "prices", "empty"):
+        (root / folder).mkdir()
     from collector.spool import SpoolSpanExporter
     from ledger.cli.ledger_cmds import init_ledger
 
-    init_ledger(root / "ledger.duckdb", None)
-    (root / "junk.duckdb").write_bytes(b"not a database\n" * 100)
-    (root / "plan.jsonl").write_text('{"model": "gpt-image-2", "size": "1024x1024"}\n{"n": -1}\nnot json\n')
-    (root / "prices").mkdir()
+    # Kept apart so that no example can take another's file for a spool file (`ingest --spool DIR` reads
+    # and moves every *.jsonl in DIR; a ledger named *.jsonl inside a spool is the one way to lose it there,
+    # reported in docs/reliability.md).
+    init_ledger(root / "ledgers" / "ledger.duckdb", None)
+    (root / "ledgers" / "junk.duckdb").write_bytes(b"not a database\n" * 100)
+    (root / "inputs" / "plan.jsonl").write_text('{"model": "gpt-image-2", "size": "1024x1024"}\n{"n": -1}\nnot json\n')
     (root / "prices" / "bad.toml").write_text("[[fx]]\ncurrency = 'CNY'\n")
     exporter = SpoolSpanExporter(root / "spool")
     captured = ListExporter()
@@ -294,12 +298,12 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     exporter.export(captured.spans)
     exporter.shutdown()
     return {
-        "ledger": str(root / "ledger.duckdb"),
-        "junk": str(root / "junk.duckdb"),
-        "plan": str(root / "plan.jsonl"),
+        "ledger": str(root / "ledgers" / "ledger.duckdb"),
+        "junk": str(root / "ledgers" / "junk.duckdb"),
+        "plan": str(root / "inputs" / "plan.jsonl"),
         "prices": str(root / "prices"),
         "spool": str(root / "spool"),
-        "dir": str(root),
+        "dir": str(root / "empty"),
         "missing": str(root / "missing" / "x"),
     }
 

@@ -2,7 +2,7 @@
 
 Two writer processes export spans through SpoolSpanExporter at a steady rate (files rotate every 16 KiB or
 1 s, so sealing, `.part` reading and moves to done/ all happen under the kills) and log each span id after
-its fsync. `imagecost ingest` is started 20 times and SIGKILLed after a random delay; then the writers stop
+its fsync. `imagecost ingest` is started 25 times and SIGKILLed after a random delay; then the writers stop
 and one clean ingest runs. The longer variant (300 kills, the real executable) is tests/soak/kill_ingest.py.
 
 DuckDB 2.0.1 itself can be left unable to open the ledger by a kill (rarely: see docs/reliability.md). The
@@ -31,12 +31,13 @@ from tests.fixtures.reliability import (
     wait_for_ids,
 )
 
-KILLS = 20
+KILLS = 25
+EXTRA = 10
 MAX_DELAY_S = 1.5  # first bound of the random delay; kill_loop then follows the measured ingest time
 # Small files (a span is ~3.6 KiB) and batches: a run moves many files and commits several batches, as a
 # large backlog would, so kills land between commits and between a commit and the moves to done/.
 FILE_BYTES = 16 * 1024
-BATCH_BYTES = 128 * 1024
+BATCH_BYTES = 32 * 1024
 
 
 def test_sigkilled_ingest_loses_and_doubles_nothing(tmp_path: Path, ledger_file: Path) -> None:
@@ -49,9 +50,15 @@ def test_sigkilled_ingest_loses_and_doubles_nothing(tmp_path: Path, ledger_file:
     runs: list[KillRun] = []
     try:
         wait_for_ids(side, at_least=20)
-        while len(runs) < KILLS:
+        # KILLS kills, plus up to EXTRA until one has landed after a commit (the moment that matters most).
+        while len(runs) < KILLS or (not any(r.killed and r.committed for r in runs) and len(runs) < KILLS + EXTRA):
             runs += kill_loop(
-                runner, kills=KILLS - len(runs), rng=rng, max_delay_s=MAX_DELAY_S, ledger=ledger, out_dir=tmp_path
+                runner,
+                kills=max(1, KILLS - len(runs)),
+                rng=rng,
+                max_delay_s=next((r.seconds for r in reversed(runs) if not r.killed), MAX_DELAY_S),
+                ledger=ledger,
+                out_dir=tmp_path,
             )
             if runs[-1].ledger_error is not None:
                 broken = rebuild_ledger(ledger, spool)
@@ -59,9 +66,12 @@ def test_sigkilled_ingest_loses_and_doubles_nothing(tmp_path: Path, ledger_file:
                 warnings.warn(message, stacklevel=1)
     finally:
         exit_codes = stop_writers(writers, side)
+        if exit_codes != [0, 0]:
+            runner.close()
     assert exit_codes == [0, 0]
-    final = runner.start(tmp_path / "final.txt")
-    assert final.wait() == 0, (tmp_path / "final.txt").read_text()
+    final = runner.start(tmp_path / "final.txt").wait()
+    runner.close()
+    assert final == 0, (tmp_path / "final.txt").read_text()
 
     # No run that ended by itself crashed: it finished (0) or was killed (-9), nothing else.
     assert {r.exit_code for r in runs} <= {0, -9}, [r.output for r in runs if r.exit_code not in (0, -9)]

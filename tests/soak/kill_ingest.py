@@ -84,6 +84,7 @@ def main() -> int:
     finally:
         exit_codes = stop_writers(writers, side)
     final = runner.start(work / "final.txt").wait()
+    runner.close()
     emitted = emitted_ids(side)
     calls = [r["call_id"] for r in ledger_rows(ledger, "select call_id from calls")]
     outcomes = Counter(
