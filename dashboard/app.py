@@ -76,6 +76,11 @@ def sidebar(ledger: str, state: data.LedgerState) -> None:
         if state is data.LedgerState.READY:
             summary = data.ledger_summary(ledger)
             st.caption(f"{summary.calls:,} calls · latest {summary.latest:%Y-%m-%d %H:%M} UTC")
+            if summary.behind:
+                st.caption(
+                    ":material/speed: Computed live, so slower on a large ledger: it changed since its stores "
+                    f"were last refreshed. `imagecost refresh --ledger {ledger}` speeds it up; figures are the same."
+                )
         st.caption("All times UTC. Amounts in US dollars unless a currency is named.")
 
 

@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 import streamlit as st
 
+from ledger import sqlfiles, stores
 from ledger.db import connect, ledger_path
 from ledger.query import read_sql
 
@@ -87,10 +88,16 @@ def default_period(days: int = 30) -> tuple[date, date]:
 class LedgerSummary:
     calls: int
     latest: datetime
+    behind: tuple[str, ...]  # stores not up to date: the pages compute those figures live (slower)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def ledger_summary(ledger: str) -> LedgerSummary:
-    """How many calls the ledger holds and when the latest started (sidebar)."""
-    frame = fetch(ledger, "select count(*)::bigint as calls, max(started_at) as latest from calls")
-    return LedgerSummary(calls=int(frame["calls"][0]), latest=frame["latest"][0])
+    """How many calls the ledger holds, when the latest started, and which stores are behind (sidebar)."""
+    con = connect(ledger, read_only=True, wait_s=WAIT_S)
+    try:
+        calls, latest = con.execute("select count(*)::bigint, max(started_at) from calls").fetchall()[0]
+        behind = tuple(sorted(set(sqlfiles.stores()) - set(stores.fresh(con))))
+    finally:
+        con.close()
+    return LedgerSummary(calls=int(calls), latest=latest, behind=behind)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from ledger import sqlfiles
+from ledger import sqlfiles, stores
 from ledger.errors import UserError
 
 DEFAULT_LEDGER = "imagecost.duckdb"
@@ -67,6 +67,8 @@ def connect(
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
     con.execute("set TimeZone = 'UTC'")
+    if read_only:
+        stores.use_fresh(con)
     return con
 
 
@@ -132,6 +134,12 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def create_views(con: duckdb.DuckDBPyConnection) -> None:
-    """(Re)create every view from ``sql/views`` — views hold no data, so this is always safe."""
+    """(Re)create every view from ``sql/views`` — views hold no data, so this is always safe.
+
+    A store's table (``ledger.stores``) is created with its view, and emptied if its columns changed.
+    """
+    store_of = sqlfiles.stores()
     for name, select in sqlfiles.views():
+        if name in store_of:
+            stores.ensure_table(con, name, store_of[name])
         con.execute(f"create or replace view {name} as\n{select}")

@@ -29,6 +29,7 @@ from ledger.db import connect
 from ledger.errors import UserError
 from ledger.estimator import EstimateRequest, estimate, output_tokens
 from ledger.pricebook import load_books
+from tests.fixtures.ledger import add_facts, call_row
 
 APP = Path(dashboard.__file__).parent / "app.py"
 OpenApp = Callable[..., AppTest]
@@ -673,6 +674,22 @@ def test_busy_ledger_shows_a_notice_then_recovers(
     at.button(key="busy_retry").click().run()
     assert not at.info and at.title[0].value == "Spend"
     total, _, _ = spend_sql(ledger, *period())
+    assert metric(at, "Selected period") == usd(total)
+
+
+def test_sidebar_says_when_figures_are_computed_live(open_app: OpenApp, dashboard_ledger: Path, tmp_path: Path) -> None:
+    at = open_app(dashboard_ledger)  # the demo's ingest refreshed the stores
+    assert not [c for c in at.sidebar.caption if "Computed live" in c.value]
+    copy = tmp_path / "behind.duckdb"
+    copy.write_bytes(dashboard_ledger.read_bytes())
+    add_facts(copy, calls=[call_row(started_at=datetime.now(UTC) - timedelta(hours=1))])
+    at = open_app(copy)
+    live = [c.value for c in at.sidebar.caption if "Computed live" in c.value]
+    assert len(live) == 1 and f"`imagecost refresh --ledger {copy}`" in live[0]
+    total, calls, _ = spend_sql(copy, *period())  # the new call is counted: live, not stale
+    assert (
+        calls == one(dashboard_ledger, "select count(*) from priced_calls where call_day between ? and ?", period()) + 1
+    )
     assert metric(at, "Selected period") == usd(total)
 
 

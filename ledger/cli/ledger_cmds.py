@@ -1,4 +1,7 @@
-"""``imagecost init``: create or migrate a ledger, load the price books, say where it is and what's in it."""
+"""``imagecost init``: create or migrate a ledger, load the price books, say where it is and what's in it.
+
+``imagecost refresh``: bring the ledger's stores (``ledger.stores``) up to date.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ from pathlib import Path
 
 import click
 
+from ledger import stores
 from ledger.cli.options import ledger_option, prices_dir_option
-from ledger.db import connect, ledger_path, migrate
+from ledger.db import LedgerMissing, connect, ledger_path, migrate, open_ledger
 from ledger.pricebook import PriceBooks, load_books, sync_to_ledger
 
 FACT_TABLES = ("calls", "attempts", "images")
@@ -25,6 +29,7 @@ class InitResult:
     migrations_applied: list[str]
     books: PriceBooks
     books_loaded: bool  # False when the ledger already held this version of the books
+    stores: stores.RefreshResult
     counts: dict[str, int]  # rows per fact table
     first_day: date | None  # UTC day of the first and last call
     last_day: date | None
@@ -43,13 +48,14 @@ def init_ledger(
     try:
         applied = migrate(con)
         loaded = sync_to_ledger(con, books)
+        refreshed = stores.refresh(con)
         counts = {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in FACT_TABLES}
         first, last = con.execute(
             "select min(started_at)::date, max(started_at)::date from calls"  # session time zone is UTC
         ).fetchall()[0]
     finally:
         con.close()
-    return InitResult(file, created, applied, books, loaded, counts, first, last)
+    return InitResult(file, created, applied, books, loaded, refreshed, counts, first, last)
 
 
 def describe(result: InitResult) -> list[str]:
@@ -69,7 +75,7 @@ def describe(result: InitResult) -> list[str]:
         f"({len(books.official_rates)} official rates, {len(books.contracts)} contract terms, "
         f"{len(books.fx_rates)} fx rates) from {', '.join(books.files)}",
         f"contents: {counts['calls']} calls{span}, {counts['attempts']} attempts, {counts['images']} images",
-    ]
+    ] + ([result.stores.summary()] if result.stores.appended or result.stores.rebuilt else [])
 
 
 @click.command()
@@ -79,3 +85,17 @@ def init(ledger: str | None, prices_dir: str | None) -> None:
     """Create or migrate the ledger and load the price books into it."""
     for line in describe(init_ledger(ledger, prices_dir)):
         click.echo(line)
+
+
+@click.command()
+@ledger_option
+@click.option("--rebuild", is_flag=True, help="Rebuild every store from scratch instead of appending new calls.")
+def refresh(ledger: str | None, rebuild: bool) -> None:
+    """Bring the stores that make large ledgers fast up to date (ingest does this after each run).
+
+    Never needed for correct figures: a store that is behind is not read.
+    """
+    if not ledger_path(ledger).is_file():
+        raise LedgerMissing(f"no ledger at {ledger_path(ledger)}; create one with `imagecost init`")
+    with open_ledger(ledger) as con:
+        click.echo(stores.refresh(con, rebuild=rebuild).summary())

@@ -30,7 +30,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ledger import db
+from ledger import db, stores
 from ledger.errors import UserError
 from ledger.facts import insert_attempts, insert_calls, insert_images
 from ledger.ingest import files
@@ -72,6 +72,7 @@ class IngestResult:
     spans_ignored: int = 0  # spans of other instrumentations
     batches: int = 0
     price_books_updated: bool = False
+    stores: stores.RefreshResult | None = None  # derived tables brought up to date after the batches
     seconds: float = 0.0
 
     @property
@@ -180,6 +181,9 @@ def ingest_paths(
         if finished:  # their offsets are no longer needed: the files are gone from the spool
             with contextlib.closing(db.connect(ledger_path)) as con:
                 con.execute("delete from ingest_offsets where path in (select unnest(?))", [finished])
+        # after the last batch, once: readers compute live meanwhile (and after a crash), never stale
+        with contextlib.closing(db.connect(ledger_path)) as con:
+            result.stores = stores.refresh(con)
     result.files = list(reports.values())
     result.seconds = time.perf_counter() - started
     return result

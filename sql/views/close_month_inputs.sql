@@ -3,7 +3,7 @@
 -- priced_calls reads to price them: the official rates, contract terms and FX rates that can apply to a
 -- day of the month (windows clipped to the month, so closing a window after it changes nothing) and the
 -- SQL of the pricing views. Equal fingerprint and count = its calls price exactly as before.
--- Keep the list of pricing views in step with sql/views/priced_calls.sql and its dependencies.
+-- Keep the list of pricing views in step with sql/views/priced_calls_live.sql and its dependencies.
 with months as (
     select
         month,
@@ -25,7 +25,7 @@ code as (
     from duckdb_views()
     where database_name = current_database()
         and schema_name = 'main'
-        and view_name in ('stg_calls', 'stg_official_rate_card', 'stg_contract_card', 'priced_calls')
+        and view_name in ('stg_calls', 'stg_official_rate_card', 'stg_contract_card', 'priced_calls_live')
 ),
 
 -- one line per book row that can price a day of the month, windows clipped to the month

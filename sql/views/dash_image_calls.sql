@@ -1,8 +1,9 @@
--- depends: stg_calls
--- Anomalies page: the facts of each call that the anomaly checks compare. No prices are needed, so
--- these checks skip the pricing joins (stg_calls is a projection of the calls table).
+-- depends: priced_calls
+-- Anomalies page: the facts of each call that the anomaly checks compare. Read from priced_calls
+-- (one row per call, served from its store on a large ledger) rather than the raw facts, so the
+-- checks scan one narrow stored table.
 with source as (
-    select * from stg_calls
+    select * from priced_calls
 ),
 
 final as (

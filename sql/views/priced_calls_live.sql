@@ -1,7 +1,10 @@
 -- depends: stg_calls, stg_official_rate_card, stg_contract_card
--- One row per call with its official (OpenAI list price) cost, its provider-contract cost and the
--- billed figure. An unknown model, a missing rate, missing usage, contract or FX rate give a null
--- cost and a pricing_status other than 'priced', never $0 (ARCHITECTURE.md; reference §12.13).
+-- store: priced_calls
+-- The pricing itself: one row per call with its official (OpenAI list price) cost, its provider-contract
+-- cost and the billed figure, computed now from the facts and the price books. Read it through
+-- priced_calls, which serves the same rows from its store while that is up to date (ledger/stores.py).
+-- An unknown model, a missing rate, missing usage, contract or FX rate give a null cost and a
+-- pricing_status other than 'priced', never $0 (ARCHITECTURE.md; reference §12.13).
 with calls as (
     select * from stg_calls
 ),

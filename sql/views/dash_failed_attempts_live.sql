@@ -1,3 +1,4 @@
+-- store: dash_failed_attempts
 -- Retry causes page: every failed HTTP attempt (the SDK's own retries included) with its call's
 -- route owner and UTC day. A successful attempt has no retry_reason and no error.
 with failed as (

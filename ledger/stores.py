@@ -1,0 +1,181 @@
+"""Stores: tables that keep what an expensive view computed, so a 10M-call ledger reads fast.
+
+A view file with a ``-- store: NAME`` line (``sql/views/priced_calls_live.sql`` says ``-- store:
+priced_calls``) computes its rows live, from the facts and the price books. ``NAME`` is the view every
+reader uses (``ledger.sqlfiles.STORE_VIEW``): it reads the table ``NAME_store`` on a connection where
+``use_fresh`` found that store up to date, and the live view everywhere else. Up to date means that
+``store_state`` recorded the ledger's current inputs (``ledger_inputs``: the counts of calls and of
+attempts, both append-only, and a hash of the price books). So a store makes reads faster but never
+changes an answer: after a crash, a direct insert or a price-book edit, readers compute live until the
+next refresh.
+
+Only read-only connections use stores: such a connection holds the file against every writer, so the
+check made when it opens stays true while it is open (``ledger.db.connect``).
+
+``refresh`` brings every store up to date in one transaction: when only calls were added it appends the
+rows of the calls ingested since the last refresh (each store row belongs to one call, by ``call_id``);
+when the price books changed, or the new calls do not add up, it rebuilds. ``imagecost ingest`` refreshes
+after its batches, ``imagecost prices`` after loading books; ``imagecost refresh`` does it on demand.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+
+from ledger import sqlfiles
+
+log = logging.getLogger(__name__)
+
+# The store with exactly one row per call: after an append its rows must equal the calls.
+ONE_ROW_PER_CALL = "priced_calls"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """One row of the ``ledger_inputs`` view."""
+
+    calls: int
+    attempts: int
+    calls_ingested_through: datetime | None
+    price_books: int
+
+
+@dataclass
+class RefreshResult:
+    appended: dict[str, int] = field(default_factory=dict)  # store -> rows appended
+    rebuilt: dict[str, int] = field(default_factory=dict)  # store -> rows after a rebuild
+
+    def summary(self) -> str:
+        if not self.appended and not self.rebuilt:
+            return "stores already up to date"
+        parts = [f"{store} +{rows:,} row(s)" for store, rows in self.appended.items()]
+        parts += [f"{store} rebuilt ({rows:,} rows)" for store, rows in self.rebuilt.items()]
+        return "stores refreshed: " + ", ".join(parts)
+
+
+def table(store: str) -> str:
+    return f"{store}_store"
+
+
+def variable(store: str) -> str:
+    return sqlfiles.STORE_VARIABLE.format(store=store)
+
+
+def ensure_table(con: duckdb.DuckDBPyConnection, store: str, live: str) -> None:
+    """Create ``store``'s table with the live view's columns; recreate it (empty, stale) when they changed."""
+    wanted = con.execute(f"describe select * from {live}").fetchall()
+    exists = con.execute(
+        "select count(*) from duckdb_tables() where database_name = current_database() and table_name = ?",
+        [table(store)],
+    ).fetchall()[0][0]
+    if exists and con.execute(f"describe select * from {table(store)}").fetchall() == wanted:
+        return
+    # derived data only: dropping it loses nothing (readers compute live until the next refresh)
+    con.execute(f"create or replace table {table(store)} as select * from {live} limit 0")
+    con.execute("delete from store_state where store = ?", [store])
+
+
+def inputs(con: duckdb.DuckDBPyConnection) -> Inputs:
+    row = con.execute("select calls, attempts, calls_ingested_through, price_books from ledger_inputs").fetchall()[0]
+    return Inputs(*row)
+
+
+def _state(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int, int, datetime | None]]:
+    rows = con.execute("select store, calls, attempts, price_books, calls_ingested_through from store_state")
+    return {row[0]: row[1:] for row in rows.fetchall()}
+
+
+def _up_to_date(state: tuple[int, int, int, datetime | None] | None, now: Inputs) -> bool:
+    return state is not None and state[:3] == (now.calls, now.attempts, now.price_books)
+
+
+def fresh(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The stores that hold exactly what their live views would compute now."""
+    now, state = inputs(con), _state(con)
+    return [store for store in sqlfiles.stores() if _up_to_date(state.get(store), now)]
+
+
+def use_fresh(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Make this (read-only) connection read every up-to-date store instead of its live view."""
+    try:
+        stores = fresh(con)
+    except duckdb.Error:  # not an imagecost ledger, or one from before stores: everything reads live
+        return []
+    for store in stores:
+        con.execute(f"set variable {variable(store)} = '{table(store)}'")
+    return stores
+
+
+def refresh(con: duckdb.DuckDBPyConnection, *, rebuild: bool = False) -> RefreshResult:
+    """Bring every store up to date with the ledger, in one transaction (a writable connection)."""
+    live = sqlfiles.stores()
+    # dependency order: a store's live view may read an earlier store, which is up to date by then
+    order = [name for name, _sql in sqlfiles.views() if name in live]
+    result = RefreshResult()
+    con.execute("begin")
+    try:
+        now, state = inputs(con), _state(con)
+        if rebuild or not all(_up_to_date(state.get(store), now) for store in order):
+            append = not rebuild and _new_calls(con, order, state, now)
+            for store in order:
+                if append:
+                    result.appended[store] = con.execute(
+                        f"insert into {table(store)} select * from {live[store]} "
+                        "where call_id in (select call_id from _new_calls)"
+                    ).fetchall()[0][0]
+                else:
+                    con.execute(f"delete from {table(store)}")
+                    result.rebuilt[store] = con.execute(
+                        f"insert into {table(store)} select * from {live[store]}"
+                    ).fetchall()[0][0]
+                _record(con, store, now, rebuilt=not append)
+                con.execute(f"set variable {variable(store)} = '{table(store)}'")
+            con.execute("drop table if exists _new_calls")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        for store in order:  # a writer reads live again
+            con.execute(f"reset variable {variable(store)}")
+    if result.appended or result.rebuilt:
+        log.info("%s", result.summary())
+    return result
+
+
+def _new_calls(
+    con: duckdb.DuckDBPyConnection,
+    order: list[str],
+    state: dict[str, tuple[int, int, int, datetime | None]],
+    now: Inputs,
+) -> bool:
+    """Whether appending is enough: same price books, and the calls ingested since the stores' last refresh
+    are exactly the calls they miss. Leaves those calls' ids in the temp table ``_new_calls``."""
+    if any(store not in state or state[store][2] != now.price_books for store in order):
+        return False
+    since = {state[store][3] for store in order}
+    if len(since) != 1:
+        return False
+    con.execute(
+        "create or replace temp table _new_calls as "
+        "select call_id from calls where ingested_at > coalesce(?, '-infinity'::timestamptz)",
+        [since.pop()],
+    )
+    new = con.execute("select count(*) from _new_calls").fetchall()[0][0]
+    stored = con.execute(f"select count(*) from {table(ONE_ROW_PER_CALL)}").fetchall()[0][0]
+    return bool(stored + new == now.calls)
+
+
+def _record(con: duckdb.DuckDBPyConnection, store: str, now: Inputs, *, rebuilt: bool) -> None:
+    con.execute(
+        """
+        insert or replace into store_state
+        select ?, ?, ?, ?, ?, now(),
+            case when ? then now() else coalesce((select rebuilt_at from store_state where store = ?), now()) end
+        """,
+        [store, now.calls, now.attempts, now.price_books, now.calls_ingested_through, rebuilt, store],
+    )
