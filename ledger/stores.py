@@ -4,17 +4,18 @@ A view file with a ``-- store: NAME`` line (``sql/views/priced_calls_live.sql`` 
 priced_calls``) computes its rows live, from the facts and the price books. ``NAME`` is the view every
 reader uses (``ledger.sqlfiles.STORE_VIEW``): it reads the table ``NAME_store`` on a connection where
 ``use_fresh`` found that store up to date, and the live view everywhere else. Up to date means that
-``store_state`` recorded the ledger's current inputs (``ledger_inputs``: the counts of calls and of
-attempts, both append-only, and a hash of the price books). So a store makes reads faster but never
+``store_state`` recorded the ledger's current inputs (``ledger_inputs``: the counts of calls, attempts
+and period events, all append-only, and a hash of the price books). So a store makes reads faster but never
 changes an answer: after a crash, a direct insert or a price-book edit, readers compute live until the
 next refresh.
 
 Only read-only connections use stores: such a connection holds the file against every writer, so the
 check made when it opens stays true while it is open (``ledger.db.connect``).
 
-``refresh`` brings every store up to date in one transaction: when only calls were added it appends the
-rows of the calls ingested since the last refresh (each store row belongs to one call, by ``call_id``);
-when the price books changed, or the new calls do not add up, it rebuilds. ``imagecost ingest`` refreshes
+``refresh`` brings every store up to date in one transaction. A store whose rows have a ``call_id`` (one
+call each) gets the rows of the calls ingested since the last refresh appended, unless the price books
+changed or the new calls do not add up; then, and for every other store (aggregates such as the spend
+cube), it is rebuilt. ``imagecost ingest`` refreshes
 after its batches, ``imagecost prices`` after loading books; ``imagecost refresh`` does it on demand.
 """
 
@@ -40,8 +41,13 @@ class Inputs:
 
     calls: int
     attempts: int
+    period_events: int
     calls_ingested_through: datetime | None
     price_books: int
+
+    def key(self) -> tuple[int, int, int, int]:
+        """What a store must have been refreshed with to be read."""
+        return (self.calls, self.attempts, self.period_events, self.price_books)
 
 
 @dataclass
@@ -80,17 +86,27 @@ def ensure_table(con: duckdb.DuckDBPyConnection, store: str, live: str) -> None:
 
 
 def inputs(con: duckdb.DuckDBPyConnection) -> Inputs:
-    row = con.execute("select calls, attempts, calls_ingested_through, price_books from ledger_inputs").fetchall()[0]
+    row = con.execute(
+        "select calls, attempts, period_events, calls_ingested_through, price_books from ledger_inputs"
+    ).fetchall()[0]
     return Inputs(*row)
 
 
-def _state(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int, int, datetime | None]]:
-    rows = con.execute("select store, calls, attempts, price_books, calls_ingested_through from store_state")
-    return {row[0]: row[1:] for row in rows.fetchall()}
+def _state(con: duckdb.DuckDBPyConnection) -> dict[str, Inputs]:
+    rows = con.execute(
+        "select store, calls, attempts, period_events, calls_ingested_through, price_books from store_state"
+    )
+    return {row[0]: Inputs(*row[1:]) for row in rows.fetchall()}
 
 
-def _up_to_date(state: tuple[int, int, int, datetime | None] | None, now: Inputs) -> bool:
-    return state is not None and state[:3] == (now.calls, now.attempts, now.price_books)
+def _up_to_date(state: Inputs | None, now: Inputs) -> bool:
+    return state is not None and state.key() == now.key()
+
+
+def _per_call(con: duckdb.DuckDBPyConnection, store: str) -> bool:
+    """Whether the store's rows belong to one call each (then new calls' rows can be appended)."""
+    columns = con.execute(f"describe {table(store)}").fetchall()
+    return any(column[0] == "call_id" for column in columns)
 
 
 def fresh(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -122,7 +138,7 @@ def refresh(con: duckdb.DuckDBPyConnection, *, rebuild: bool = False) -> Refresh
         if rebuild or not all(_up_to_date(state.get(store), now) for store in order):
             append = not rebuild and _new_calls(con, order, state, now)
             for store in order:
-                if append:
+                if append and _per_call(con, store):
                     result.appended[store] = con.execute(
                         f"insert into {table(store)} select * from {live[store]} "
                         "where call_id in (select call_id from _new_calls)"
@@ -132,7 +148,7 @@ def refresh(con: duckdb.DuckDBPyConnection, *, rebuild: bool = False) -> Refresh
                     result.rebuilt[store] = con.execute(
                         f"insert into {table(store)} select * from {live[store]}"
                     ).fetchall()[0][0]
-                _record(con, store, now, rebuilt=not append)
+                _record(con, store, now, rebuilt=store in result.rebuilt)
                 con.execute(f"set variable {variable(store)} = '{table(store)}'")
             con.execute("drop table if exists _new_calls")
         con.execute("commit")
@@ -147,17 +163,12 @@ def refresh(con: duckdb.DuckDBPyConnection, *, rebuild: bool = False) -> Refresh
     return result
 
 
-def _new_calls(
-    con: duckdb.DuckDBPyConnection,
-    order: list[str],
-    state: dict[str, tuple[int, int, int, datetime | None]],
-    now: Inputs,
-) -> bool:
+def _new_calls(con: duckdb.DuckDBPyConnection, order: list[str], state: dict[str, Inputs], now: Inputs) -> bool:
     """Whether appending is enough: same price books, and the calls ingested since the stores' last refresh
     are exactly the calls they miss. Leaves those calls' ids in the temp table ``_new_calls``."""
-    if any(store not in state or state[store][2] != now.price_books for store in order):
+    if any(store not in state or state[store].price_books != now.price_books for store in order):
         return False
-    since = {state[store][3] for store in order}
+    since = {state[store].calls_ingested_through for store in order}
     if len(since) != 1:
         return False
     con.execute(
@@ -173,9 +184,20 @@ def _new_calls(
 def _record(con: duckdb.DuckDBPyConnection, store: str, now: Inputs, *, rebuilt: bool) -> None:
     con.execute(
         """
-        insert or replace into store_state
-        select ?, ?, ?, ?, ?, now(),
+        insert or replace into store_state by name
+        select ? as store, ? as calls, ? as attempts, ? as period_events, ? as price_books,
+            ? as calls_ingested_through, now() as refreshed_at,
             case when ? then now() else coalesce((select rebuilt_at from store_state where store = ?), now()) end
+                as rebuilt_at
         """,
-        [store, now.calls, now.attempts, now.price_books, now.calls_ingested_through, rebuilt, store],
+        [
+            store,
+            now.calls,
+            now.attempts,
+            now.period_events,
+            now.price_books,
+            now.calls_ingested_through,
+            rebuilt,
+            store,
+        ],
     )

@@ -16,7 +16,8 @@ from ledger.db import connect, open_ledger
 from tests.fixtures.ledger import add_facts, attempt_row, call_row, query, write_book
 from tests.test_pricing import USER_BOOKS, usd
 
-STORES = ("priced_calls", "dash_failed_attempts", "dash_failure_calls")
+STORES = ("priced_calls", "dash_failed_attempts", "dash_failure_calls", "dash_spend_cube")
+PER_CALL = STORES[:3]  # appended to; the spend cube (an aggregate) is rebuilt
 
 
 @pytest.fixture
@@ -108,6 +109,8 @@ def test_refreshed_stores_are_read_and_equal_the_live_views(user_ledger: Path) -
     assert reads_store(user_ledger) == dict.fromkeys(STORES, False)  # behind: live
     result = refresh(user_ledger)
     assert result.appended == {"priced_calls": 20, "dash_failed_attempts": 11, "dash_failure_calls": 10}
+    cube = query(user_ledger, "select count(*) as n, sum(calls) as calls from dash_spend_cube_live")[0]
+    assert (result.rebuilt, cube["calls"]) == ({"dash_spend_cube": cube["n"]}, 20)
     assert reads_store(user_ledger) == dict.fromkeys(STORES, True)
     for store in STORES:
         same_rows(user_ledger, store)
@@ -143,7 +146,13 @@ def test_price_book_change_rebuilds_with_the_new_rate(user_ledger: Path, tmp_pat
     assert query(user_ledger, "select contract_cost from priced_calls where call_id = ?", [cn]) == [
         {"contract_cost": usd(0.30)}
     ]
-    assert refresh(user_ledger).rebuilt == {"priced_calls": 8, "dash_failed_attempts": 4, "dash_failure_calls": 4}
+    cube = query(user_ledger, "select count(*) as n from dash_spend_cube_live")[0]["n"]
+    assert refresh(user_ledger).rebuilt == {
+        "priced_calls": 8,
+        "dash_failed_attempts": 4,
+        "dash_failure_calls": 4,
+        "dash_spend_cube": cube,
+    }
     assert reads_store(user_ledger)["priced_calls"] is True
     assert query(user_ledger, "select contract_cost from priced_calls where call_id = ?", [cn]) == [
         {"contract_cost": usd(0.30)}
@@ -174,6 +183,19 @@ def test_a_store_whose_columns_changed_is_recreated_empty_and_not_read(user_ledg
     assert refresh(user_ledger).rebuilt["priced_calls"] == 1
 
 
+def test_close_and_reopen_refresh_the_spend_cube(user_ledger: Path) -> None:
+    calls, attempts = mixed_calls(8, datetime(2026, 10, 20, tzinfo=UTC))  # October and November
+    add_facts(user_ledger, calls=calls, attempts=attempts)
+    runner = CliRunner()
+    for args in (["close", "2026-10", "--as-of", "2026-11-20"], ["reopen", "2026-10", "--reason", "late invoice"]):
+        done = runner.invoke(cli, [*args, "--ledger", str(user_ledger)])
+        assert done.exit_code == 0, done.output
+        assert reads_store(user_ledger) == dict.fromkeys(STORES, True)
+        same_rows(user_ledger, "dash_spend_cube")
+    with open_ledger(user_ledger) as con:
+        assert con.execute("select period_events from store_state where store = 'dash_spend_cube'").fetchall() == [(2,)]
+
+
 def test_writers_read_live(user_ledger: Path) -> None:
     add_facts(user_ledger, calls=[call_row()])
     refresh(user_ledger)
@@ -187,7 +209,8 @@ def test_refresh_cli(user_ledger: Path, tmp_path: Path) -> None:
     done = runner.invoke(cli, ["refresh", "--ledger", str(user_ledger)])
     assert (done.exit_code, done.output) == (
         0,
-        "stores refreshed: priced_calls +2 row(s), dash_failed_attempts +0 row(s), dash_failure_calls +0 row(s)\n",
+        "stores refreshed: priced_calls +2 row(s), dash_failed_attempts +0 row(s), dash_failure_calls +0 row(s), "
+        "dash_spend_cube rebuilt (1 rows)\n",
     )
     done = runner.invoke(cli, ["refresh", "--ledger", str(user_ledger), "--rebuild"])
     assert done.output.startswith("stores refreshed: priced_calls rebuilt (2 rows)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ledger import stores
 from ledger.cli.options import ledger_option
 from ledger.closing import AS_OF_ENV, PeriodEvent, close_month, label, os_user, parse_month, reopen_month, today
 from ledger.db import LedgerMissing, ledger_path, open_ledger
@@ -58,6 +59,7 @@ def close(month: str, reason: str | None, as_of: str | None, ledger: str | None)
     day = today(as_of)
     with open_ledger(_existing(ledger)) as con:
         event = close_month(con, first_day, today=day, by_user=os_user(), reason=reason)
+        stores.refresh(con)  # the spend cube reads the booked rows, which the close just changed
     click.echo("\n".join(describe(event)))
 
 
@@ -70,4 +72,5 @@ def reopen(month: str, reason: str | None, ledger: str | None) -> None:
     first_day = parse_month(month)
     with open_ledger(_existing(ledger)) as con:
         event = reopen_month(con, first_day, by_user=os_user(), reason=reason)
+        stores.refresh(con)
     click.echo("\n".join(describe(event)))

@@ -6,6 +6,7 @@ create table store_state (
     calls bigint not null,                    -- count of calls then
     attempts bigint not null,                 -- count of attempts then
     price_books ubigint not null,             -- ledger_inputs.price_books then
+    period_events bigint not null,            -- count of period_events (closes and reopens) then
     calls_ingested_through timestamptz,       -- newest calls.ingested_at then: a refresh appends later calls
     refreshed_at timestamptz not null,
     rebuilt_at timestamptz not null           -- last full rebuild (price books changed, or store created)

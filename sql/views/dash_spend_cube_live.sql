@@ -1,4 +1,5 @@
 -- depends: booked_calls
+-- store: dash_spend_cube
 -- Spend page: booked_calls (closed months read from their frozen rows, later changes booked as
 -- adjustments in the first open month; docs/closing.md) rolled up once into a small cube (UTC day × route owner × model × cost
 -- basis × pricing status × feature tag × size × quality), so the page scans the calls a single time
