@@ -8,9 +8,8 @@ httpx2 traffic: they do nothing unless the contextvar says an instrumented image
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx2
 
@@ -19,8 +18,7 @@ from collector.classify import ErrorInfo, classify, error_body_info, transport_i
 from collector.safety import internal
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(NamedTuple):
     number: int | None  # x-stainless-retry-count of the request
     started_ns: int
     duration_s: float
@@ -32,7 +30,7 @@ class Attempt:
 
     def interrupted(self, error: ErrorInfo) -> Attempt:
         """This attempt's stream broke after it had started (reference §3.1: an SSE error raises APIError)."""
-        return replace(self, error=error, retry_reason=classify(error))
+        return self._replace(error=error, retry_reason=classify(error))
 
 
 def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> httpx2.Response:

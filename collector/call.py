@@ -34,6 +34,25 @@ if TYPE_CHECKING:
 CURRENT: ContextVar[Call | None] = ContextVar("imagecost_call", default=None)
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What every call to one base URL, route and model records alike: built once, then shared by those calls.
+
+    The dicts are never mutated: the span copies ``start`` (with the request's own attributes) and the metric
+    SDK copies the attributes of each measurement.
+    """
+
+    span_name: str
+    start: dict[str, Any]  # span start attributes shared by these calls
+    metric: dict[str, Any]  # metric attributes of a call that succeeded
+    input_tokens: dict[str, Any]  # metric plus gen_ai.token.type
+    output_tokens: dict[str, Any]
+
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+_MAX_TARGETS = 256  # more base URLs x routes x models than this: the cache starts over
+
+
 @dataclass(frozen=True)
 class Registration:
     """What ``instrument()`` set up for a client (or for every client)."""
@@ -43,19 +62,59 @@ class Registration:
     store: ImageStore | None
     salt: str | None  # prompt-hash salt; None if it could not be set up (then no prompt hash)
     guard: guard_mod.Guard | None = None  # asked before each call is sent (collector.guard)
-    servers: dict[str, tuple[str, int | None, str]] = field(default_factory=dict)  # base URL -> host, port, owner
+    # (id(base_url), route, model) -> (base_url, target). Keyed by identity: str(URL) costs more than a call's
+    # whole lookup; the base URL object kept in the value keeps its id from being reused.
+    targets: dict[tuple[int, str, str | None], tuple[Any, Target]] = field(default_factory=dict)
 
 
-def _server(reg: Registration, base_url: Any) -> tuple[str, int | None, str]:
-    """(host, port, route owner) of a client's base URL under this registration, cached."""
-    key = str(base_url)
-    if (server := reg.servers.get(key)) is None:
-        host, port = base_url.host, base_url.port or {"https": 443, "http": 80}.get(base_url.scheme)
-        server = reg.servers[key] = (host, port, reg.settings.owner_for(host, port))
-    return server
+def _base_url(sdk_client: Any) -> Any:
+    # openai's base_url property runs an import statement on every read (3.57: ~2 us); the field behind it is free.
+    url = getattr(sdk_client, "_base_url", None)
+    return url if url is not None else sdk_client.base_url
+
+
+def _target(reg: Registration, base_url: Any, route: str, model: str | None) -> Target:
+    """The :class:`Target` of a call to ``base_url`` on ``route`` with ``model``, cached per registration."""
+    key = (id(base_url), route, model)
+    cached = reg.targets.get(key)
+    if cached is not None and cached[0] is base_url:
+        return cached[1]
+    host, port = base_url.host, base_url.port or _DEFAULT_PORTS.get(base_url.scheme)
+    metric: dict[str, Any] = {
+        sc.GEN_AI_OPERATION_NAME: sc.OPERATION_GENERATE_CONTENT,
+        sc.GEN_AI_PROVIDER_NAME: sc.PROVIDER_OPENAI,
+        sc.SERVER_ADDRESS: host,
+        sc.ROUTE: route,
+        sc.ROUTE_OWNER: reg.settings.owner_for(host, port),
+    }
+    if port is not None:
+        metric[sc.SERVER_PORT] = port
+    if model:
+        metric[sc.GEN_AI_REQUEST_MODEL] = model
+    target = Target(
+        span_name=f"{sc.OPERATION_GENERATE_CONTENT} {model}" if model else sc.OPERATION_GENERATE_CONTENT,
+        start={**metric, sc.GEN_AI_OUTPUT_TYPE: sc.OUTPUT_TYPE_IMAGE},
+        metric=metric,
+        input_tokens={**metric, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT},
+        output_tokens={**metric, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT},
+    )
+    if len(reg.targets) >= _MAX_TARGETS:
+        reg.targets.clear()
+    reg.targets[key] = (base_url, target)
+    return target
 
 
 class Call:
+    # Per-call state that starts out empty (class defaults: fewer stores per call).
+    first_chunk_s: float | None = None
+    in_next = False  # a stream observer is inside next(): a transport close then is not "closed early"
+    _failure: ErrorInfo | None = None
+    _failure_type: str | None = None
+    _exc_request_id: str | None = None
+    input_total: int | None = None
+    output_total: int | None = None
+    _done = False
+
     def __init__(
         self,
         reg: Registration,
@@ -68,19 +127,8 @@ class Call:
         self.extract = extract
         self.stream = req.stream
         settings = reg.settings
-        host, port, owner = _server(reg, sdk_client.base_url)
-        self.metric_attrs: dict[str, Any] = {
-            sc.GEN_AI_OPERATION_NAME: sc.OPERATION_GENERATE_CONTENT,
-            sc.GEN_AI_PROVIDER_NAME: sc.PROVIDER_OPENAI,
-            sc.SERVER_ADDRESS: host,
-            sc.ROUTE: route,
-            sc.ROUTE_OWNER: owner,
-        }
-        if port is not None:
-            self.metric_attrs[sc.SERVER_PORT] = port
-        if req.model:
-            self.metric_attrs[sc.GEN_AI_REQUEST_MODEL] = req.model
-        attrs = {**self.metric_attrs, sc.GEN_AI_OUTPUT_TYPE: sc.OUTPUT_TYPE_IMAGE, **req.attributes}
+        self.target = target = _target(reg, _base_url(sdk_client), route, req.model)
+        attrs = {**target.start, **req.attributes}
         if req.stream:
             attrs[sc.GEN_AI_REQUEST_STREAM] = True
         if req.prompt is not None and reg.salt is not None:
@@ -88,10 +136,11 @@ class Call:
             attrs[sc.PROMPT_LENGTH] = len(req.prompt)
             if settings.capture_prompt:
                 attrs[sc.PROMPT_TEXT] = req.prompt
-        for key, value in {**settings.tags, **tagging.current()}.items():
-            attrs[sc.TAG_PREFIX + key] = value
-        name = f"{sc.OPERATION_GENERATE_CONTENT} {req.model}" if req.model else sc.OPERATION_GENERATE_CONTENT
-        self.span = reg.telemetry.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        tags = tagging.current()
+        if settings.tags or tags:
+            for key, value in {**settings.tags, **tags}.items():
+                attrs[sc.TAG_PREFIX + key] = value
+        self.span = reg.telemetry.tracer.start_span(target.span_name, kind=SpanKind.CLIENT, attributes=attrs)
         self.guard_request = (
             guard_mod.build_request(self.span.get_span_context().span_id, attrs, req.prompt)
             if reg.guard is not None
@@ -100,14 +149,6 @@ class Call:
         self.t0 = time.perf_counter()
         self.attempts: list[Attempt] = []
         self.obs = Observation(reg.store)
-        self.first_chunk_s: float | None = None
-        self.in_next = False  # a stream observer is inside next(): a transport close then is not "closed early"
-        self._failure: ErrorInfo | None = None
-        self._failure_type: str | None = None
-        self._exc_request_id: str | None = None
-        self.input_total: int | None = None
-        self.output_total: int | None = None
-        self._done = False
         self._lock = threading.RLock()  # re-entrant: a GC finalizer may fire while finish() runs
 
     # --- inputs ----------------------------------------------------------------------------------------
@@ -183,14 +224,13 @@ class Call:
         _usage_attributes(usage, attrs)
         mainline_in = mainline_out = None
         if obs.mainline is not None:
-            mainline_in, _, mainline_out = obs.mainline
-            for key, value in zip(
-                (sc.MAINLINE_INPUT_TOKENS, sc.MAINLINE_CACHED_INPUT_TOKENS, sc.MAINLINE_OUTPUT_TOKENS),
-                obs.mainline,
-                strict=True,
-            ):
-                if value is not None:
-                    attrs[key] = value
+            mainline_in, mainline_cached, mainline_out = obs.mainline
+            if mainline_in is not None:
+                attrs[sc.MAINLINE_INPUT_TOKENS] = mainline_in
+            if mainline_cached is not None:
+                attrs[sc.MAINLINE_CACHED_INPUT_TOKENS] = mainline_cached
+            if mainline_out is not None:
+                attrs[sc.MAINLINE_OUTPUT_TOKENS] = mainline_out
         # Billed totals: the image model's usage plus, on Responses, the mainline model's (semconv).
         self.input_total = plus(usage.input if usage else None, mainline_in)
         self.output_total = plus(usage.output if usage else None, mainline_out)
@@ -209,38 +249,47 @@ class Call:
         if obs.response_model:
             attrs[sc.GEN_AI_RESPONSE_MODEL] = obs.response_model
 
+        attempts = self.attempts
         failure, error_type = self._failure, self._failure_type
         if failure is None and obs.error is not None:  # the response itself reports a failure
             failure, error_type = obs.error, obs.error.code or sc.ERROR_TYPE_OTHER
-        reasons = [a.retry_reason for a in self.attempts if a.retry_reason]
-        retry_reason = (classify(failure) if failure else None) or (reasons[-1] if reasons else None)
         attrs[sc.STATUS] = "error" if error_type else "ok"
-        attrs[sc.ATTEMPT_COUNT] = len(self.attempts)
-        optional = {
-            sc.ERROR_TYPE: error_type,
-            sc.ERROR_CODE: failure.code if failure else None,
-            sc.MODERATION_STAGE: failure.moderation_stage if failure else None,
-            sc.RETRY_REASON: retry_reason,
-            sc.REQUEST_ID: (self.attempts[-1].request_id if self.attempts else None) or self._exc_request_id,
-        }
-        attrs.update({k: v for k, v in optional.items() if v is not None})
+        attrs[sc.ATTEMPT_COUNT] = len(attempts)
+        if error_type is not None:
+            attrs[sc.ERROR_TYPE] = error_type
+        if failure is not None:
+            if failure.code is not None:
+                attrs[sc.ERROR_CODE] = failure.code
+            if failure.moderation_stage is not None:
+                attrs[sc.MODERATION_STAGE] = failure.moderation_stage
+        retry_reason = classify(failure) if failure else None
+        if retry_reason is None:
+            retry_reason = next((a.retry_reason for a in reversed(attempts) if a.retry_reason), None)
+        if retry_reason is not None:
+            attrs[sc.RETRY_REASON] = retry_reason
+        request_id = (attempts[-1].request_id if attempts else None) or self._exc_request_id
+        if request_id is not None:
+            attrs[sc.REQUEST_ID] = request_id
         return attrs, error_type
 
     def _record_metrics(self, error_type: str | None) -> None:
         try:
-            tel = self.reg.telemetry
-            attrs = self.metric_attrs if error_type is None else {**self.metric_attrs, sc.ERROR_TYPE: error_type}
+            tel, target, obs = self.reg.telemetry, self.target, self.obs
+            if error_type is None:
+                attrs, input_attrs, output_attrs = target.metric, target.input_tokens, target.output_tokens
+            else:
+                attrs = {**target.metric, sc.ERROR_TYPE: error_type}
+                input_attrs = {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT}
+                output_attrs = {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT}
             tel.duration.record(time.perf_counter() - self.t0, attrs)
-            for total, token_type in (
-                (self.input_total, sc.TOKEN_TYPE_INPUT),
-                (self.output_total, sc.TOKEN_TYPE_OUTPUT),
-            ):
-                if total is not None:
-                    tel.tokens.record(total, {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type})
-            if self.obs.images_returned:
-                tel.images.add(self.obs.images_returned, attrs)
-            if self.obs.partials:
-                tel.partial_images.add(self.obs.partials, attrs)
+            if self.input_total is not None:
+                tel.tokens.record(self.input_total, input_attrs)
+            if self.output_total is not None:
+                tel.tokens.record(self.output_total, output_attrs)
+            if obs.images_returned:
+                tel.images.add(obs.images_returned, attrs)
+            if obs.partials:
+                tel.partial_images.add(obs.partials, attrs)
         except Exception as exc:
             report("Call._record_metrics", exc)
 
@@ -268,18 +317,24 @@ def _usage_attributes(usage: Usage | None, attrs: dict[str, Any]) -> None:
 
 
 def _attempt_attributes(a: Attempt) -> dict[str, Any]:
-    error = a.error
-    attrs = {
-        sc.ATTEMPT_NUMBER: a.number,
-        sc.ATTEMPT_STATUS_CODE: a.status_code,
-        sc.ATTEMPT_ERROR_TYPE: error.type if error else None,
-        sc.ATTEMPT_ERROR_CODE: error.code if error else None,
-        sc.ATTEMPT_RETRY_REASON: a.retry_reason,
-        sc.ATTEMPT_DURATION: a.duration_s,
-        sc.ATTEMPT_REQUEST_ID: a.request_id,
-        sc.ATTEMPT_RETRY_AFTER: a.retry_after_s,
-    }
-    return {k: v for k, v in attrs.items() if v is not None}
+    attrs: dict[str, Any] = {}
+    if a.number is not None:
+        attrs[sc.ATTEMPT_NUMBER] = a.number
+    if a.status_code is not None:
+        attrs[sc.ATTEMPT_STATUS_CODE] = a.status_code
+    if (error := a.error) is not None:
+        if error.type is not None:
+            attrs[sc.ATTEMPT_ERROR_TYPE] = error.type
+        if error.code is not None:
+            attrs[sc.ATTEMPT_ERROR_CODE] = error.code
+    if a.retry_reason is not None:
+        attrs[sc.ATTEMPT_RETRY_REASON] = a.retry_reason
+    attrs[sc.ATTEMPT_DURATION] = a.duration_s
+    if a.request_id is not None:
+        attrs[sc.ATTEMPT_REQUEST_ID] = a.request_id
+    if a.retry_after_s is not None:
+        attrs[sc.ATTEMPT_RETRY_AFTER] = a.retry_after_s
+    return attrs
 
 
 def _exception_info(exc: BaseException, in_stream: bool) -> tuple[ErrorInfo, str]:

@@ -1,17 +1,17 @@
 """What a call asked for (from the SDK kwargs) and what came back (response, or stream events).
 
-Everything reads through :func:`get`, which treats typed SDK models, unknown extra fields and plain dicts
-alike: the SDK parses leniently (missing "required" fields are None, unknown fields are kept as extra
-attributes, reference §11), and ``tool_usage`` is read the same way whether or not this SDK version types it
-(§2.3, §12.16). No model_dump, no JSON round trip: only attribute reads on the hot path.
+Everything reads through :func:`fields` (or :func:`get` for one field), which treats typed SDK models, unknown
+extra fields and plain dicts alike: the SDK parses leniently (missing "required" fields are None, unknown fields
+are kept as extra attributes, reference §11), and ``tool_usage`` is read the same way whether or not this SDK
+version types it (§2.3, §12.16). No model_dump, no JSON round trip: only dict reads on the hot path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import NoneType
-from typing import Any
+from types import MappingProxyType, NoneType
+from typing import Any, NamedTuple
 
 import pydantic
 from openai import NotGiven, Omit
@@ -25,29 +25,62 @@ from collector.storage import ImageStore, StoredImage, url_pointer
 # Kept here because collector may not import ledger (where the estimator keeps its own copy).
 DEFAULT_TOOL_MODEL = "gpt-image-2.6-sunburst"
 IMAGE_TOOL_TYPE = "image_generation"
-_ABSENT = object()
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class _Attributes:
+    """``get`` over any other object's attributes."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def get(self, key: str) -> Any:
+        return getattr(self.obj, key, None)
+
+
+_MAPPING, _MODEL, _OTHER = 0, 1, 2
+_kinds: dict[type, int] = {}  # per type: isinstance() on pydantic models is slow (ABCMeta)
+
+
+def _kind(cls: type) -> int:
+    if issubclass(cls, dict):
+        kind = _MAPPING
+    elif issubclass(cls, pydantic.BaseModel):
+        kind = _MODEL
+    else:
+        kind = _MAPPING if issubclass(cls, Mapping) else _OTHER
+    _kinds[cls] = kind
+    return kind
+
+
+def fields(obj: Any) -> Mapping[str, Any]:
+    """Something whose ``.get(key)`` is :func:`get` of ``obj``: read it once, then read several fields cheaply."""
+    if obj is None:
+        return _EMPTY
+    cls = type(obj)
+    kind = _kinds.get(cls)
+    if kind is None:
+        kind = _kind(cls)
+    if kind == _MAPPING:
+        return obj
+    if kind == _MODEL:
+        # Fields live in __dict__, unknown fields in __pydantic_extra__. Reading them directly skips pydantic's
+        # __getattr__, which raises (slowly) for every absent field: most optional fields are absent.
+        extra = obj.__pydantic_extra__
+        return {**extra, **obj.__dict__} if extra else obj.__dict__
+    return _Attributes(obj)  # type: ignore[return-value]
 
 
 def get(obj: Any, key: str) -> Any:
     """``obj.key`` for SDK models (typed or extra field), ``obj[key]`` for dicts, None when absent."""
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(key)
-    if isinstance(obj, pydantic.BaseModel):
-        # Fields live in __dict__, unknown fields in __pydantic_extra__. Reading them directly skips pydantic's
-        # __getattr__, which raises (slowly) for every absent field: most optional fields are absent.
-        value = obj.__dict__.get(key, _ABSENT)
-        if value is not _ABSENT:
-            return value
-        extra = obj.__pydantic_extra__
-        return extra.get(key) if extra else None
-    if isinstance(obj, Mapping):
-        return obj.get(key)
-    return getattr(obj, key, None)
+    return fields(obj).get(key)
 
 
 def as_int(value: Any) -> int | None:
+    if type(value) is int:  # the common case, checked first
+        return value
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -58,8 +91,7 @@ def as_str(value: Any) -> str | None:
 # --- request ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     """The sampling-relevant part of a request plus the shape attributes recorded at span start."""
 
     model: str | None  # names the span: Images API model, Responses top-level model
@@ -68,32 +100,36 @@ class Request:
     attributes: dict[str, Any]
 
 
-def _shape(kwargs: Mapping[str, Any], source: Mapping[str, Any]) -> dict[str, Any]:
+_SHAPE: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
+    (sc.IMAGE_SIZE_REQUESTED, "size", as_str),
+    (sc.IMAGE_QUALITY_REQUESTED, "quality", as_str),
+    (sc.IMAGE_FORMAT_REQUESTED, "output_format", as_str),
+    (sc.IMAGE_COMPRESSION_REQUESTED, "output_compression", as_int),
+    (sc.IMAGE_BACKGROUND_REQUESTED, "background", as_str),
+    (sc.PARTIAL_IMAGES_REQUESTED, "partial_images", as_int),
+)
+
+
+def _shape(stream: bool, source: Mapping[str, Any]) -> dict[str, Any]:
     """Shape attributes common to both APIs; ``source`` is the kwargs (Images) or the tool config (Responses)."""
-    attrs = {
-        sc.IMAGE_SIZE_REQUESTED: as_str(get(source, "size")),
-        sc.IMAGE_QUALITY_REQUESTED: as_str(get(source, "quality")),
-        sc.IMAGE_FORMAT_REQUESTED: as_str(get(source, "output_format")),
-        sc.IMAGE_COMPRESSION_REQUESTED: as_int(get(source, "output_compression")),
-        sc.IMAGE_BACKGROUND_REQUESTED: as_str(get(source, "background")),
-        sc.PARTIAL_IMAGES_REQUESTED: as_int(get(source, "partial_images")),
-        sc.IMAGE_STREAM: kwargs.get("stream") is True,
-    }
-    return {k: v for k, v in attrs.items() if v is not None}
+    attrs: dict[str, Any] = {sc.IMAGE_STREAM: stream}
+    for attr, key, cast in _SHAPE:
+        if (value := cast(source.get(key))) is not None:
+            attrs[attr] = value
+    return attrs
 
 
 def images_request(kwargs: Mapping[str, Any]) -> Request:
     model = as_str(kwargs.get("model"))
-    attrs = _shape(kwargs, kwargs)
+    stream = kwargs.get("stream") is True
+    attrs = _shape(stream, kwargs)
     n = as_int(kwargs.get("n"))
     attrs[sc.IMAGE_N] = n if n is not None else 1
     if n is not None and n != 1:
         attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT] = n
     if model:
         attrs[sc.IMAGE_MODEL_REQUESTED] = model
-    return Request(
-        model=model, stream=kwargs.get("stream") is True, prompt=as_str(kwargs.get("prompt")), attributes=attrs
-    )
+    return Request(model, stream, as_str(kwargs.get("prompt")), attrs)
 
 
 def edit_request(kwargs: Mapping[str, Any]) -> Request:
@@ -126,15 +162,15 @@ def responses_request(kwargs: Mapping[str, Any]) -> Request | None:
     if tool is None:
         return None
     mainline = as_str(kwargs.get("model"))
-    image_model = as_str(get(tool, "model"))
-    attrs = _shape(kwargs, tool)
+    config = fields(tool)
+    image_model = as_str(config.get("model"))
+    stream = kwargs.get("stream") is True
+    attrs = _shape(stream, config)
     attrs[sc.IMAGE_MODEL_REQUESTED] = image_model or DEFAULT_TOOL_MODEL
     attrs[sc.IMAGE_MODEL_ASSUMED] = image_model is None
     if mainline:
         attrs[sc.MAINLINE_MODEL] = mainline
-    return Request(
-        model=mainline, stream=kwargs.get("stream") is True, prompt=_input_text(kwargs.get("input")), attributes=attrs
-    )
+    return Request(mainline, stream, _input_text(kwargs.get("input")), attrs)
 
 
 def _input_text(value: Any) -> str | None:
@@ -187,19 +223,21 @@ def plus(a: int | None, b: int | None) -> int | None:
 
 def image_usage(u: Any, *, cache: str) -> Usage:
     """Usage of an Images API response / completed event, or of ``tool_usage.image_gen`` (reference §2)."""
-    itd, otd, ctd = get(u, "input_tokens_details"), get(u, "output_tokens_details"), get(u, "cached_tokens_details")
-    output = as_int(get(u, "output_tokens"))
-    image_output = as_int(get(otd, "image_tokens"))
+    u = fields(u)
+    ctd = u.get("cached_tokens_details")
+    itd, otd, cached = fields(u.get("input_tokens_details")), fields(u.get("output_tokens_details")), fields(ctd)
+    output = as_int(u.get("output_tokens"))
+    image_output = as_int(otd.get("image_tokens"))
     return Usage(
-        input=as_int(get(u, "input_tokens")),
+        input=as_int(u.get("input_tokens")),
         output=output,
-        text_input=as_int(get(itd, "text_tokens")),
-        image_input=as_int(get(itd, "image_tokens")),
-        cached_text_input=as_int(get(ctd, "cached_text_tokens")),
-        cached_image_input=as_int(get(ctd, "cached_image_tokens")),
+        text_input=as_int(itd.get("text_tokens")),
+        image_input=as_int(itd.get("image_tokens")),
+        cached_text_input=as_int(cached.get("cached_text_tokens")),
+        cached_image_input=as_int(cached.get("cached_image_tokens")),
         # §2.1 / §5.3: without output_tokens_details all output is image output.
         image_output=image_output if image_output is not None else output,
-        text_output=as_int(get(otd, "text_tokens")),
+        text_output=as_int(otd.get("text_tokens")),
         cache="reported" if ctd is not None else cache,
     )
 
@@ -227,8 +265,9 @@ class Observation:
 
     def echo(self, obj: Any) -> None:
         """Effective settings echoed by a response, completed event or image_generation_call item."""
+        obj = fields(obj)
         for attr, key in _EFFECTIVE:
-            if value := as_str(get(obj, key)):
+            if value := as_str(obj.get(key)):
                 self.effective[attr] = value
 
     def add_image(self, b64: Any, url: Any, fmt: str | None) -> None:
@@ -249,49 +288,55 @@ _EFFECTIVE = (
 
 def images_response(resp: Any, obs: Observation) -> None:
     """An ``ImagesResponse``: usage, the echoed settings, ``data[]`` (reference §2.1)."""
-    usage = get(resp, "usage")
+    resp = fields(resp)
+    usage = resp.get("usage")
     if usage is not None:
         obs.add_usage(image_usage(usage, cache="not_applicable"))
     obs.echo(resp)
-    obs.reported_model = as_str(get(resp, "model"))  # gateways may echo one; OpenAI's has none
+    obs.reported_model = as_str(resp.get("model"))  # gateways may echo one; OpenAI's has none
     fmt = obs.effective.get(sc.IMAGE_FORMAT_EFFECTIVE)
-    for item in get(resp, "data") or ():
-        obs.add_image(get(item, "b64_json"), get(item, "url"), fmt)
+    for item in resp.get("data") or ():
+        item = fields(item)
+        obs.add_image(item.get("b64_json"), item.get("url"), fmt)
 
 
 def responses_response(resp: Any, obs: Observation) -> None:
     """A Responses ``Response``: mainline usage, ``tool_usage.image_gen``, image_generation_call items (§2.3, §4)."""
-    obs.response_model = as_str(get(resp, "model"))
-    usage = get(resp, "usage")
+    resp = fields(resp)
+    obs.response_model = as_str(resp.get("model"))
+    usage = resp.get("usage")
     if usage is not None:
+        usage = fields(usage)
         obs.mainline = (
-            as_int(get(usage, "input_tokens")),
-            as_int(get(get(usage, "input_tokens_details"), "cached_tokens")),
-            as_int(get(usage, "output_tokens")),
+            as_int(usage.get("input_tokens")),
+            as_int(get(usage.get("input_tokens_details"), "cached_tokens")),
+            as_int(usage.get("output_tokens")),
         )
-    tool_usage = get(get(resp, "tool_usage"), "image_gen")
+    tool_usage = get(resp.get("tool_usage"), "image_gen")
     if tool_usage is not None:
         obs.add_usage(image_usage(tool_usage, cache="unknown"))
-    for item in get(resp, "output") or ():
-        if get(item, "type") != "image_generation_call":
+    for item in resp.get("output") or ():
+        item = fields(item)
+        if item.get("type") != "image_generation_call":
             continue
         obs.echo(item)
-        if (error := get(item, "error")) is not None:
+        if (error := item.get("error")) is not None:
             obs.error = error_body_info(None, {"error": _as_mapping(error)})
-        if get(item, "result"):
-            obs.add_image(get(item, "result"), None, as_str(get(item, "output_format")))
-    if get(resp, "status") == "failed" and obs.error is None:
-        obs.error = error_body_info(None, {"error": _as_mapping(get(resp, "error"))})
+        if result := item.get("result"):
+            obs.add_image(result, None, as_str(item.get("output_format")))
+    if resp.get("status") == "failed" and obs.error is None:
+        obs.error = error_body_info(None, {"error": _as_mapping(resp.get("error"))})
 
 
 def _as_mapping(error: Any) -> Mapping[str, Any]:
     if isinstance(error, Mapping):
         return error
-    details = get(error, "moderation_details")
+    error = fields(error)
+    details = error.get("moderation_details")
     return {
-        "type": get(error, "type"),
-        "code": get(error, "code"),
-        "param": get(error, "param"),
+        "type": error.get("type"),
+        "code": error.get("code"),
+        "param": error.get("param"),
         "moderation_details": {"moderation_stage": get(details, "moderation_stage")} if details is not None else None,
     }
 
@@ -305,12 +350,13 @@ def _partial(event: Any, obs: Observation) -> None:
 
 def _image_completed(event: Any, obs: Observation) -> None:
     """``image_generation.completed`` / ``image_edit.completed``: one final image with its usage (§3.1)."""
-    usage = get(event, "usage")
+    event = fields(event)
+    usage = event.get("usage")
     if usage is not None:
         obs.add_usage(image_usage(usage, cache="not_applicable"))
     obs.echo(event)
-    obs.reported_model = as_str(get(event, "model")) or obs.reported_model
-    obs.add_image(get(event, "b64_json"), None, as_str(get(event, "output_format")))
+    obs.reported_model = as_str(event.get("model")) or obs.reported_model
+    obs.add_image(event.get("b64_json"), None, as_str(event.get("output_format")))
 
 
 def _response_final(event: Any, obs: Observation) -> None:
@@ -319,7 +365,8 @@ def _response_final(event: Any, obs: Observation) -> None:
 
 
 def _error_event(event: Any, obs: Observation) -> None:
-    obs.error = ErrorInfo(code=as_str(get(event, "code")), param=as_str(get(event, "param")), in_stream=True)
+    event = fields(event)
+    obs.error = ErrorInfo(code=as_str(event.get("code")), param=as_str(event.get("param")), in_stream=True)
 
 
 EVENT_HANDLERS: Mapping[str, Callable[[Any, Observation], None]] = {
