@@ -24,22 +24,27 @@ Batch = pl.DataFrame | pa.Table
 KEYS = {"calls": ("call_id",), "attempts": ("call_id", "attempt_number"), "images": ("call_id", "image_index")}
 
 
-def insert_calls(con: duckdb.DuckDBPyConnection, batch: Batch) -> int:
-    """Add calls whose ``call_id`` is new; returns how many were added."""
-    return _insert(con, "calls", batch)
+def insert_calls(con: duckdb.DuckDBPyConnection, batch: Batch, *, known_new: bool = False) -> int:
+    """Add calls whose ``call_id`` is new; returns how many were added.
+
+    ``known_new``: the caller already looked the keys up in this transaction (ingest does, for the whole batch):
+    skip the anti-join against the table, whose cost grows with the ledger. Keys repeated in the batch still go
+    in once.
+    """
+    return _insert(con, "calls", batch, known_new)
 
 
-def insert_attempts(con: duckdb.DuckDBPyConnection, batch: Batch) -> int:
+def insert_attempts(con: duckdb.DuckDBPyConnection, batch: Batch, *, known_new: bool = False) -> int:
     """Add attempts whose ``(call_id, attempt_number)`` is new; returns how many were added."""
-    return _insert(con, "attempts", batch)
+    return _insert(con, "attempts", batch, known_new)
 
 
-def insert_images(con: duckdb.DuckDBPyConnection, batch: Batch) -> int:
+def insert_images(con: duckdb.DuckDBPyConnection, batch: Batch, *, known_new: bool = False) -> int:
     """Add image pointers whose ``(call_id, image_index)`` is new; returns how many were added."""
-    return _insert(con, "images", batch)
+    return _insert(con, "images", batch, known_new)
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, batch: Batch) -> int:
+def _insert(con: duckdb.DuckDBPyConnection, table: str, batch: Batch, known_new: bool) -> int:
     incoming = batch.to_arrow() if isinstance(batch, pl.DataFrame) else batch
     if incoming.num_rows == 0:
         return 0
@@ -62,8 +67,6 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, batch: Batch) -> int:
         unique = con.execute(f"select count(*) = count(distinct ({partition})) from incoming").fetchall()[0][0]
         deduped = f"(select * from incoming qualify row_number() over (partition by {partition}) = 1)"
         source = "incoming" if unique else deduped
-        rows = con.execute(
-            f"insert into {table} by name select {columns} from {source} as b "
-            f"where not exists (select 1 from {table} as t where {on})"
-        ).fetchall()
+        new = "" if known_new else f" where not exists (select 1 from {table} as t where {on})"
+        rows = con.execute(f"insert into {table} by name select {columns} from {source} as b{new}").fetchall()
     return int(rows[0][0])

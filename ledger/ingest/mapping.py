@@ -14,6 +14,7 @@ calls.call_id (spanId), trace_id, started_at / ended_at / duration_s (span times
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -137,15 +138,23 @@ def sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def attributes(on: On) -> tuple[str, ...]:
+    """Every attribute some field reads from ``on`` (span, resource or event), each once, in mapping order."""
+    return tuple(dict.fromkeys(a for field in MAPPING if field.on == on for a in field.attributes))
+
+
 def lookup(keys: str, values: str, attribute: str) -> str:
     """SQL: the text of ``attribute`` from parallel key/value lists (NULL when absent)."""
     return f"{values}[list_position({keys}, {sql_string(attribute)})]"
 
 
-def column_sql(field: Field, keys: str, values: str) -> str:
-    """SQL for one field: first present attribute, cast to the column type, else the default."""
-    found = [f"try_cast({lookup(keys, values, attribute)} as {field.type})" for attribute in field.attributes]
+def column_sql(field: Field, value: Callable[[str], str]) -> str:
+    """SQL for one field: first present attribute, cast to the column type, else the default.
+
+    ``value(attribute)``: SQL for the attribute's text, NULL when absent (e.g. ``lookup`` or a precomputed position).
+    """
+    found = [f"try_cast({value(attribute)} as {field.type})" for attribute in field.attributes]
     if field.default is not None:
         found.append(f"({field.default})::{field.type}")
-    value = found[0] if len(found) == 1 else f"coalesce({', '.join(found)})"
-    return f"{value} as {field.column}"
+    result = found[0] if len(found) == 1 else f"coalesce({', '.join(found)})"
+    return f"{result} as {field.column}"

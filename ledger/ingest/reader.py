@@ -78,6 +78,11 @@ def read_chunks(chunks: Sequence[Chunk], *, threads: int | None = None) -> Parse
         )
         con.register("raw_lines", lines)
         con.register("chunk_sources", sources)
+        try:
+            con.execute(_spans_statement(guarded=False))
+        except Exception:  # a line that is not UTF-8 JSON (duckdb.Error, or UnicodeDecodeError from decode())
+            con.execute("drop table if exists spans")
+            con.execute(_spans_statement(guarded=True))  # tolerant: anything it raises is a real error
         for statement in _PIPELINE:
             con.execute(statement)
         parsed = Parsed(
@@ -192,12 +197,40 @@ def _hex_problem(name: str, value: str, digits: int) -> str:
     return f"when {bad} then '{name} ' || {shown} || ' is not {digits} hex digits (not all zero)'"
 
 
+# Spans written by the same code carry the same attribute keys in the same order. So every attribute's position
+# is looked up once per distinct key list (a "shape") instead of per span and column. Shapes are joined on the
+# list's 64-bit hash: a batch holds a handful of shapes, so two colliding is a ~1e-18 chance, and joining on the
+# lists themselves cost 12 % more parse CPU when measured.
+_SPAN_ATTRIBUTES = tuple(dict.fromkeys(mapping.attributes("span") + REQUIRED_CALL_ATTRIBUTES))
+_POSITION = {attribute: f"p{index}" for index, attribute in enumerate(_SPAN_ATTRIBUTES)}
+
+
+def _span_value(attribute: str) -> str:
+    return f"vals[{_POSITION[attribute]}]"
+
+
+def _resource_value(attribute: str) -> str:
+    return mapping.lookup("rkeys", "rvals", attribute)
+
+
+def _shape_columns() -> str:
+    """Per distinct key list: each wanted attribute's position, and the imagecost.tag.* positions and JSON keys."""
+    positions = [f"list_position(keys, {sql_string(a)}) as {_POSITION[a]}" for a in _SPAN_ATTRIBUTES]
+    prefix = sql_string(sc.TAG_PREFIX)
+    tags = [
+        f"list_filter(range(1, len(keys) + 1), lambda i: starts_with(keys[i], {prefix})) as tag_positions",
+        f"list_transform(tag_positions, lambda i: to_json(substr(keys[i], {len(sc.TAG_PREFIX) + 1})) || ':') "
+        "as tag_keys",
+    ]
+    return ",\n        ".join(positions + tags)
+
+
 def _span_problem() -> str:
     """Why a kept span cannot become a call row (NULL when it can)."""
     # Present is not enough: an empty / array / kvlist value reads as NULL and would hit a NOT NULL column.
     required = " ".join(
-        f"when list_position(keys, {sql_string(attribute)}) is null then 'no {attribute} attribute' "
-        f"when {mapping.lookup('keys', 'vals', attribute)} is null then '{attribute} has no text value'"
+        f"when {_POSITION[attribute]} is null then 'no {attribute} attribute' "
+        f"when {_span_value(attribute)} is null then '{attribute} has no text value'"
         for attribute in REQUIRED_CALL_ATTRIBUTES
     )
     return f"""case
@@ -216,42 +249,30 @@ def _ns_to_timestamptz(ns: str) -> str:
 
 def _tags() -> str:
     """JSON object of every imagecost.tag.* attribute, prefix stripped, values as text."""
-    prefix = sql_string(sc.TAG_PREFIX)
-    tagged = f"list_filter(range(1, len(keys) + 1), lambda i: starts_with(keys[i], {prefix}))"
-    name = f"substr(keys[i], {len(sc.TAG_PREFIX) + 1})"
-    pairs = f"list_transform({tagged}, lambda i: to_json({name}) || ':' || to_json(vals[i]))"
+    pairs = "list_transform(tag_positions, lambda i, n: tag_keys[n] || to_json(vals[i]))"
     return f"('{{' || array_to_string({pairs}, ',') || '}}')::json"
 
 
 def _call_columns() -> str:
     columns = [
-        mapping.column_sql(f, "rkeys" if f.on == "resource" else "keys", "rvals" if f.on == "resource" else "vals")
-        for f in mapping.fields("calls")
+        mapping.column_sql(f, _resource_value if f.on == "resource" else _span_value) for f in mapping.fields("calls")
     ]
-    return ",\n        ".join(columns)
+    return ",\n    ".join(columns)
 
 
-_PIPELINE = (
-    # 1. Lines that are not a request (only those are looked at twice).
-    f"""
-    create temp table line_problems as
-    with decoded as (select chunk, line_no, try(decode(raw)) as line from raw_lines),
-    typed as (select *, try(json_type(line, '$.resourceSpans')) as kind from decoded)
-    select chunk, line_no,
-        case
-            when line is null then 'not UTF-8 text'
-            when regexp_full_match(line, '\\s*') then null
-            when not json_valid(line) then '{_NOT_JSON}'
-            else 'not an OTLP/JSON ExportTraceServiceRequest (no resourceSpans array)'
-        end as problem
-    from typed
-    where kind is distinct from 'ARRAY'
-    """,
-    # 2. Every span (one JSON parse per line); kept spans get their call columns.
-    f"""
-    create temp table span_rows as
-    with requests as (  -- lines in line_problems read as NULL here: no spans, and no join to skip them
-        select chunk, line_no, try(from_json(try(decode(raw)), {request_structure()})) as request from raw_lines
+def _spans_statement(*, guarded: bool) -> str:
+    """Every span (one JSON parse per line); kept spans keep what their rows are made of.
+
+    ``guarded``: a line that is not UTF-8 JSON reads as NULL (no spans, see ``line_problems``) instead of failing
+    the statement. ``try`` makes the parse about a quarter slower, so it is only used once a batch is known to need it.
+    """
+    parsed = f"from_json(decode(raw), {request_structure()})"
+    if guarded:
+        parsed = f"try(from_json(try(decode(raw)), {request_structure()}))"
+    return f"""
+    create temp table spans as
+    with requests as (  -- (guarded) a line that is not a request reads as NULL: no spans, see line_problems
+        select chunk, line_no, {parsed} as request from raw_lines
     ), resource_spans as (
         select chunk, line_no, unnest(request.resourceSpans) as rs from requests
     ), scope_spans as (
@@ -263,60 +284,81 @@ _PIPELINE = (
             coalesce(scope = {sql_string(sc.INSTRUMENTATION_SCOPE)}, false)
                 or coalesce(list_contains(keys, {sql_string(sc.ROUTE)}), false) as kept
         from spans
-    ), kept as (
-        select chunk, line_no, kept,
-            case when kept then keys end as keys,
-            case when kept then {_values("span.attributes")} end as vals,
-            case when kept then {_keys("rattrs")} end as rkeys,
-            case when kept then {_values("rattrs")} end as rvals,
-            span.spanId as span_id, span.traceId as trace_id,
-            case when kept then try_cast(span.startTimeUnixNano as bigint) end as start_ns,
-            case when kept then try_cast(span.endTimeUnixNano as bigint) end as end_ns,
-            span.status.code as {OTEL_STATUS_CODE},
-            case when kept then span.events end as events
-        from flagged
     )
-    select chunk, line_no, kept, case when kept then {_span_problem()} end as problem,
-        span_id, lower(span_id) as call_id, lower(trace_id) as trace_id,
-        {_ns_to_timestamptz("start_ns")} as started_at,
-        {_ns_to_timestamptz("end_ns")} as ended_at,
-        case when start_ns > 0 and end_ns >= start_ns then (end_ns - start_ns) / 1e9 end as duration_s,
-        {_call_columns()},
-        {_tags()} as tags,
-        events
-    from kept
+    select chunk, line_no, kept,
+        case when kept then keys end as keys,
+        case when kept then hash(keys) end as shape,
+        case when kept then {_values("span.attributes")} end as vals,
+        case when kept then {_keys("rattrs")} end as rkeys,
+        case when kept then {_values("rattrs")} end as rvals,
+        span.spanId as span_id, span.traceId as trace_id,
+        case when kept then try_cast(span.startTimeUnixNano as bigint) end as start_ns,
+        case when kept then try_cast(span.endTimeUnixNano as bigint) end as end_ns,
+        span.status.code as {OTEL_STATUS_CODE},
+        case when kept then span.events end as events
+    from flagged
+    """
+
+
+_PIPELINE = (
+    # 1. Lines without spans: why they are not a request, if they are not (only those are parsed again).
+    f"""
+    create temp table line_problems as
+    with spanless as (
+        select chunk, line_no from (select chunk, line_no from raw_lines) anti join spans using (chunk, line_no)
+    ), decoded as (
+        select chunk, line_no, try(decode(raw)) as line from raw_lines semi join spanless using (chunk, line_no)
+    ),
+    typed as (select *, try(json_type(line, '$.resourceSpans')) as kind from decoded)
+    select chunk, line_no,
+        case
+            when line is null then 'not UTF-8 text'
+            when regexp_full_match(line, '\\s*') then null
+            when not json_valid(line) then '{_NOT_JSON}'
+            else 'not an OTLP/JSON ExportTraceServiceRequest (no resourceSpans array)'
+        end as problem
+    from typed
+    where kind is distinct from 'ARRAY'
+    """,
+    # 2. Each distinct attribute key list's positions (see _SPAN_ATTRIBUTES).
+    f"""
+    create temp table shapes as
+    select shape,
+        {_shape_columns()}
+    from (select shape, any_value(keys) as keys from spans where kept group by shape)
     """,
     # 3. A line with one unusable kept span is rejected whole.
-    """
+    f"""
     create temp table rejected as
     select chunk, line_no, problem from line_problems where problem is not null
     union all
     select chunk, line_no, 'span ' || coalesce(min(span_id), '?') || ': ' || min(problem)
-    from span_rows where problem is not null group by chunk, line_no
+    from (select chunk, line_no, span_id, {_span_problem()} as problem from spans join shapes using (shape))
+    where problem is not null group by chunk, line_no
     """,
     # 4. The accepted calls' events (the attempts and images selects below unnest them).
     """
     create temp table call_events as
-    select call_id, events from span_rows anti join rejected using (chunk, line_no) where kept and len(events) > 0
+    select lower(span_id) as call_id, events from spans anti join rejected using (chunk, line_no)
+    where kept and len(events) > 0
     """,
 )
 
-_CALL_NAMES = ", ".join(
-    ["call_id", "trace_id", "started_at", "ended_at", "duration_s"]
-    + [f.column for f in mapping.fields("calls")]
-    + ["tags"]
-)
-
 _CALLS_SELECT = f"""
-select {_CALL_NAMES}, s.source as source_file
-from span_rows join chunk_sources s using (chunk) anti join rejected using (chunk, line_no)
-where kept
+select lower(span_id) as call_id, lower(trace_id) as trace_id,
+    {_ns_to_timestamptz("start_ns")} as started_at,
+    {_ns_to_timestamptz("end_ns")} as ended_at,
+    case when start_ns > 0 and end_ns >= start_ns then (end_ns - start_ns) / 1e9 end as duration_s,
+    {_call_columns()},
+    {_tags()} as tags,
+    s.source as source_file
+from spans join shapes using (shape) join chunk_sources s using (chunk) anti join rejected using (chunk, line_no)
 """
 
 
 def _event_select(table: mapping.Table, event_name: str) -> str:
     """One row per ``event_name`` event of the accepted calls; its position among them is the ordinal."""
-    columns = [mapping.column_sql(f, "keys", "vals") for f in mapping.fields(table)]
+    columns = [mapping.column_sql(f, lambda a: mapping.lookup("keys", "vals", a)) for f in mapping.fields(table)]
     started = f", {_ns_to_timestamptz('time_ns')} as started_at" if table == "attempts" else ""
     return f"""
     with named as (
@@ -334,9 +376,9 @@ def _event_select(table: mapping.Table, event_name: str) -> str:
 
 _STATS_SELECT = """
 with lines as (select chunk, count(*) as n from raw_lines group by chunk),
-spans as (
+counted as (
     select chunk, count(*) as n, count(*) filter (where kept) as calls
-    from span_rows anti join rejected using (chunk, line_no) group by chunk
+    from spans anti join rejected using (chunk, line_no) group by chunk
 )
-select l.chunk, l.n, coalesce(s.n, 0), coalesce(s.calls, 0) from lines l left join spans s using (chunk)
+select l.chunk, l.n, coalesce(s.n, 0), coalesce(s.calls, 0) from lines l left join counted s using (chunk)
 """

@@ -256,16 +256,12 @@ def _commit(
     try:
         _check_offsets(con, batch)
         calls = parsed.calls
-        con.register("_batch_calls", calls)
-        new_calls = con.sql(  # a span read twice in this batch (a copied file) counts once
-            "select * from _batch_calls b where not exists (select 1 from calls c where c.call_id = b.call_id) "
-            "qualify row_number() over (partition by call_id order by source_file) = 1"
-        ).to_arrow_table()
-        con.unregister("_batch_calls")
+        new_calls = _new_calls(con, calls)
         new_ids = new_calls["call_id"]
-        added = insert_calls(con, new_calls)
-        result.attempts_added += insert_attempts(con, _only(parsed.attempts, new_ids))
-        result.images_added += insert_images(con, _only(parsed.images, new_ids))
+        # the calls were looked up just above, in this transaction; their attempts and images come with them
+        added = insert_calls(con, new_calls, known_new=True)
+        result.attempts_added += insert_attempts(con, _only(parsed.attempts, new_ids), known_new=True)
+        result.images_added += insert_images(con, _only(parsed.images, new_ids), known_new=True)
         _record_files(con, batch, parsed, new_calls, reports)
         con.execute("commit")
     except BaseException:
@@ -276,6 +272,27 @@ def _commit(
     log.info(
         "batch of %d file piece(s): %d call(s) added, %d already stored", len(batch), added, calls.num_rows - added
     )
+
+
+def _new_calls(con: duckdb.DuckDBPyConnection, calls: pa.Table) -> pa.Table:
+    """The batch's calls not in the ledger yet; a span read twice in this batch (a copied file) counts once."""
+    # Only the ledger's ids that are in the batch are looked up (the hash table is the batch's, not the ledger's),
+    # and the rows are filtered in Arrow rather than copied through DuckDB.
+    con.register("_batch_ids", calls.select(["call_id"]))
+    try:
+        known = con.sql("select call_id from calls semi join _batch_ids using (call_id)").to_arrow_table()
+    finally:
+        con.unregister("_batch_ids")
+    new = calls.filter(pc.invert(pc.is_in(calls["call_id"], value_set=known["call_id"]))) if known.num_rows else calls
+    if pc.count_distinct(new["call_id"]).as_py() == new.num_rows:
+        return new
+    con.register("_batch_new", new)
+    try:
+        return con.sql(
+            "select * from _batch_new qualify row_number() over (partition by call_id order by source_file) = 1"
+        ).to_arrow_table()
+    finally:
+        con.unregister("_batch_new")
 
 
 def _only(table: pa.Table, call_ids: pa.ChunkedArray) -> pa.Table:
