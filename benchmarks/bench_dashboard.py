@@ -124,13 +124,13 @@ def main() -> None:
     print(ledger_facts(args.ledger))
     data.read_sql = timed_read_sql(data.read_sql)  # type: ignore[attr-defined]
     load_before = os.getloadavg()[0]
-    times, cpu = render_times(args.ledger, args.repeat)
     live: dict[str, list[float]] = {}
-    if args.live:
+    if args.live:  # first, so that --queries lists the queries of the runs with stores
         use_fresh = stores.use_fresh
         stores.use_fresh = lambda con: []  # type: ignore[assignment]  # every connection reads live
         live, _ = render_times(args.ledger, args.repeat)
         stores.use_fresh = use_fresh  # type: ignore[assignment]
+    times, cpu = render_times(args.ledger, args.repeat)
     print(f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores")
     head = f"{'live':>8} {'ratio':>6}" if live else ""
     print(f"\n{'page':<14} {'first render':>13} {'min':>7} {'max':>7} {'CPU':>7}  {'target ≤ 3 s':<13} {head}")

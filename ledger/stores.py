@@ -59,7 +59,7 @@ class RefreshResult:
         if not self.appended and not self.rebuilt:
             return "stores already up to date"
         parts = [f"{store} +{rows:,} row(s)" for store, rows in self.appended.items()]
-        parts += [f"{store} rebuilt ({rows:,} rows)" for store, rows in self.rebuilt.items()]
+        parts += [f"{store} rebuilt ({rows:,} row(s))" for store, rows in self.rebuilt.items()]
         return "stores refreshed: " + ", ".join(parts)
 
 
@@ -135,22 +135,25 @@ def refresh(con: duckdb.DuckDBPyConnection, *, rebuild: bool = False) -> Refresh
     con.execute("begin")
     try:
         now, state = inputs(con), _state(con)
-        if rebuild or not all(_up_to_date(state.get(store), now) for store in order):
-            append = not rebuild and _new_calls(con, order, state, now)
-            for store in order:
-                if append and _per_call(con, store):
-                    result.appended[store] = con.execute(
-                        f"insert into {table(store)} select * from {live[store]} "
-                        "where call_id in (select call_id from _new_calls)"
-                    ).fetchall()[0][0]
-                else:
-                    con.execute(f"delete from {table(store)}")
-                    result.rebuilt[store] = con.execute(
-                        f"insert into {table(store)} select * from {live[store]}"
-                    ).fetchall()[0][0]
-                _record(con, store, now, rebuilt=store in result.rebuilt)
-                con.execute(f"set variable {variable(store)} = '{table(store)}'")
-            con.execute("drop table if exists _new_calls")
+        since = None if rebuild else _appendable_since(con, state.get(ONE_ROW_PER_CALL), now)
+        for store in order:
+            current = state.get(store)
+            if not rebuild and _up_to_date(current, now):
+                pass
+            elif since is not None and _can_append(con, store, current, since, now):
+                result.appended[store] = con.execute(
+                    f"insert into {table(store)} select * from {live[store]} "
+                    "where call_id in (select call_id from _new_calls)"
+                ).fetchall()[0][0]
+                _record(con, store, now, rebuilt=False)
+            else:
+                con.execute(f"delete from {table(store)}")
+                result.rebuilt[store] = con.execute(
+                    f"insert into {table(store)} select * from {live[store]}"
+                ).fetchall()[0][0]
+                _record(con, store, now, rebuilt=True)
+            con.execute(f"set variable {variable(store)} = '{table(store)}'")
+        con.execute("drop table if exists _new_calls")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
@@ -163,22 +166,35 @@ def refresh(con: duckdb.DuckDBPyConnection, *, rebuild: bool = False) -> Refresh
     return result
 
 
-def _new_calls(con: duckdb.DuckDBPyConnection, order: list[str], state: dict[str, Inputs], now: Inputs) -> bool:
-    """Whether appending is enough: same price books, and the calls ingested since the stores' last refresh
-    are exactly the calls they miss. Leaves those calls' ids in the temp table ``_new_calls``."""
-    if any(store not in state or state[store].price_books != now.price_books for store in order):
-        return False
-    since = {state[store].calls_ingested_through for store in order}
-    if len(since) != 1:
-        return False
+@dataclass(frozen=True)
+class _Since:
+    value: datetime | None  # the newest calls.ingested_at the stores had seen (None: no call yet)
+
+
+def _can_append(con: duckdb.DuckDBPyConnection, store: str, current: Inputs | None, since: _Since, now: Inputs) -> bool:
+    """A per-call store refreshed with today's price books up to the same ingest time as the priced calls."""
+    return (
+        current is not None
+        and current.price_books == now.price_books
+        and current.calls_ingested_through == since.value
+        and _per_call(con, store)
+    )
+
+
+def _appendable_since(con: duckdb.DuckDBPyConnection, priced: Inputs | None, now: Inputs) -> _Since | None:
+    """When per-call stores refreshed with the same price books as now can be brought up to date by appending
+    the calls ingested after ``value`` (those calls' ids are left in the temp table ``_new_calls``): when they
+    are exactly the calls the one-row-per-call store misses. None: they must be rebuilt."""
+    if priced is None or priced.price_books != now.price_books:
+        return None
     con.execute(
         "create or replace temp table _new_calls as "
         "select call_id from calls where ingested_at > coalesce(?, '-infinity'::timestamptz)",
-        [since.pop()],
+        [priced.calls_ingested_through],
     )
     new = con.execute("select count(*) from _new_calls").fetchall()[0][0]
     stored = con.execute(f"select count(*) from {table(ONE_ROW_PER_CALL)}").fetchall()[0][0]
-    return bool(stored + new == now.calls)
+    return _Since(priced.calls_ingested_through) if stored + new == now.calls else None
 
 
 def _record(con: duckdb.DuckDBPyConnection, store: str, now: Inputs, *, rebuilt: bool) -> None:

@@ -16,8 +16,8 @@ from ledger.db import connect, open_ledger
 from tests.fixtures.ledger import add_facts, attempt_row, call_row, query, write_book
 from tests.test_pricing import USER_BOOKS, usd
 
-STORES = ("priced_calls", "dash_failed_attempts", "dash_failure_calls", "dash_spend_cube")
-PER_CALL = STORES[:3]  # appended to; the spend cube (an aggregate) is rebuilt
+STORES = ("priced_calls", "dash_failed_attempts", "dash_failure_calls", "dash_spend_cube", "dash_cost_baseline")
+PER_CALL = STORES[:3]  # appended to; the aggregates (spend cube, cost baseline) are rebuilt
 
 
 @pytest.fixture
@@ -110,7 +110,8 @@ def test_refreshed_stores_are_read_and_equal_the_live_views(user_ledger: Path) -
     result = refresh(user_ledger)
     assert result.appended == {"priced_calls": 20, "dash_failed_attempts": 11, "dash_failure_calls": 10}
     cube = query(user_ledger, "select count(*) as n, sum(calls) as calls from dash_spend_cube_live")[0]
-    assert (result.rebuilt, cube["calls"]) == ({"dash_spend_cube": cube["n"]}, 20)
+    baseline = query(user_ledger, "select count(*) as n from dash_cost_baseline_live")[0]
+    assert (result.rebuilt, cube["calls"]) == ({"dash_spend_cube": cube["n"], "dash_cost_baseline": baseline["n"]}, 20)
     assert reads_store(user_ledger) == dict.fromkeys(STORES, True)
     for store in STORES:
         same_rows(user_ledger, store)
@@ -147,11 +148,13 @@ def test_price_book_change_rebuilds_with_the_new_rate(user_ledger: Path, tmp_pat
         {"contract_cost": usd(0.30)}
     ]
     cube = query(user_ledger, "select count(*) as n from dash_spend_cube_live")[0]["n"]
+    baseline = query(user_ledger, "select count(*) as n from dash_cost_baseline_live")[0]["n"]
     assert refresh(user_ledger).rebuilt == {
         "priced_calls": 8,
         "dash_failed_attempts": 4,
         "dash_failure_calls": 4,
         "dash_spend_cube": cube,
+        "dash_cost_baseline": baseline,
     }
     assert reads_store(user_ledger)["priced_calls"] is True
     assert query(user_ledger, "select contract_cost from priced_calls where call_id = ?", [cn]) == [
@@ -196,6 +199,18 @@ def test_close_and_reopen_refresh_the_spend_cube(user_ledger: Path) -> None:
         assert con.execute("select period_events from store_state where store = 'dash_spend_cube'").fetchall() == [(2,)]
 
 
+def test_a_new_store_is_built_alone(user_ledger: Path) -> None:
+    calls, attempts = mixed_calls(6, datetime(2026, 11, 2, tzinfo=UTC))
+    add_facts(user_ledger, calls=calls, attempts=attempts)
+    refresh(user_ledger)
+    with open_ledger(user_ledger) as con:  # as when an upgrade adds a store: no state yet
+        con.execute("delete from store_state where store = 'dash_cost_baseline'")
+    baseline = query(user_ledger, "select count(*) as n from dash_cost_baseline_live")[0]["n"]
+    result = refresh(user_ledger)
+    assert (result.appended, result.rebuilt) == ({}, {"dash_cost_baseline": baseline})
+    assert reads_store(user_ledger) == dict.fromkeys(STORES, True)
+
+
 def test_writers_read_live(user_ledger: Path) -> None:
     add_facts(user_ledger, calls=[call_row()])
     refresh(user_ledger)
@@ -210,10 +225,10 @@ def test_refresh_cli(user_ledger: Path, tmp_path: Path) -> None:
     assert (done.exit_code, done.output) == (
         0,
         "stores refreshed: priced_calls +2 row(s), dash_failed_attempts +0 row(s), dash_failure_calls +0 row(s), "
-        "dash_spend_cube rebuilt (1 rows)\n",
+        "dash_cost_baseline rebuilt (1 row(s)), dash_spend_cube rebuilt (1 row(s))\n",
     )
     done = runner.invoke(cli, ["refresh", "--ledger", str(user_ledger), "--rebuild"])
-    assert done.output.startswith("stores refreshed: priced_calls rebuilt (2 rows)")
+    assert done.output.startswith("stores refreshed: priced_calls rebuilt (2 row(s))")
     missing = runner.invoke(cli, ["refresh", "--ledger", str(tmp_path / "nope.duckdb")])
     assert missing.exit_code == 1
     assert missing.output.strip().splitlines() == [

@@ -1,6 +1,6 @@
 """Anomalies page (engineers): the calls that do not look like their peers.
 
-* cost per image far above its group's median (route owner × model × size × quality);
+* cost per image far above its group's median over the whole ledger (route owner × model × size × quality);
 * image output tokens far from the estimator's expectation (``ledger.estimator.output_tokens``);
 * a gateway reporting another model than the one requested (model drift);
 * partial images received ≠ requested; latency p95 by route; unpriced calls and why.
@@ -17,7 +17,7 @@ from dashboard import data, ui
 from ledger.errors import UserError
 from ledger.estimator import PARTIAL_IMAGE_TOKENS, output_tokens
 
-COST_RATIO = 3.0  # flag a call costing more than 3× its group's median per image
+COST_RATIO = 3.0  # flag a call costing more than 3× its group's median per image (over the whole ledger)
 TOKEN_TOLERANCE = 0.25  # flag |observed / expected - 1| > 25 %
 LIST_LIMIT = 50
 
@@ -31,17 +31,15 @@ with per_image as (
     where call_day between ? and ? {owner}
       and status = 'ok' and pricing_status = 'priced' and images_returned > 0
 ),
-groups as (
-    select route_owner, model, size, quality, median(cost_per_image) as median_cost
+-- counted apart, not with count(*) over (): a window over all rows runs on one thread
+flagged as materialized (
+    select per_image.*, b.median_cost, per_image.cost_per_image / b.median_cost as ratio
     from per_image
-    group by all
+    join dash_cost_baseline as b using (route_owner, model, size, quality)
+    where b.median_cost > 0 and per_image.cost_per_image > {ratio} * b.median_cost
 )
-select
-    per_image.*, groups.median_cost, per_image.cost_per_image / groups.median_cost as ratio,
-    count(*) over ()::bigint as flagged_total
-from per_image
-join groups using (route_owner, model, size, quality)
-where groups.median_cost > 0 and per_image.cost_per_image > {ratio} * groups.median_cost
+select *, (select count(*) from flagged)::bigint as flagged_total
+from flagged
 order by ratio desc, started_at desc
 limit {limit}
 """
@@ -68,12 +66,12 @@ checked as (
     where c.day between ? and ? {owner}
       and c.status = 'ok' and c.image_output_tokens is not null and c.images_returned > 0
 ),
-rated as (
+flagged as materialized (
     select *, image_output_tokens / expected_tokens as ratio from checked
+    where abs(image_output_tokens / expected_tokens - 1) > {tolerance}
 )
-select *, count(*) over ()::bigint as flagged_total
-from rated
-where abs(ratio - 1) > {tolerance}
+select *, (select count(*) from flagged)::bigint as flagged_total
+from flagged
 order by abs(ratio - 1) desc, started_at desc
 limit {limit}
 """
@@ -115,32 +113,29 @@ group by all
 order by p95_s desc
 """
 
-# the reason text is read for each group's latest call only (building it for every unpriced call is slow)
+# the latest call of each group, with its reason (stored with the priced call: no second lookup)
 UNPRICED_SQL = """
+with grouped as (
+    select
+        pricing_status, route_owner, coalesce(billed_model, requested_model) as model, count(*)::bigint as calls,
+        arg_max({{'call_id': call_id, 'reason': unpriced_reason}}, (started_at, call_id)) as latest,
+        max(started_at) as last_seen
+    from priced_calls
+    where call_day between ? and ? {owner} and pricing_status <> 'priced'
+    group by all
+)
 select
-    pricing_status, route_owner, coalesce(billed_model, requested_model) as model, count(*)::bigint as calls,
-    arg_max(call_id, started_at) as example_call_id, max(started_at) as last_seen
-from priced_calls
-where call_day between ? and ? {owner} and pricing_status <> 'priced'
-group by all
+    pricing_status, route_owner, model, calls, latest.call_id as example_call_id, last_seen,
+    latest.reason as latest_reason
+from grouped
 order by calls desc
 limit {limit}
 """
 
 
-REASONS_SQL = (
-    "select call_id as example_call_id, unpriced_reason as latest_reason from priced_calls where call_id in ({marks})"
-)
-
-
 def unpriced_groups(ledger: str, start: date, end: date, owners: list[str]) -> pl.DataFrame:
     """Unpriced calls per status × route owner × model, with the latest call's reason."""
-    groups = query(ledger, UNPRICED_SQL, start, end, owners)
-    if groups.is_empty():
-        return groups.with_columns(pl.lit(None, dtype=pl.String).alias("latest_reason"))
-    examples = groups["example_call_id"].to_list()
-    reasons = data.fetch(ledger, REASONS_SQL.format(marks=", ".join("?" for _ in examples)), tuple(examples))
-    return groups.join(reasons, on="example_call_id", how="left")
+    return query(ledger, UNPRICED_SQL, start, end, owners)
 
 
 def query(ledger: str, sql: str, start: date, end: date, owners: list[str], **fmt: object) -> pl.DataFrame:
@@ -214,7 +209,7 @@ def render() -> None:
     section(
         "Cost per image outliers",
         f"Calls whose cost per image is more than {COST_RATIO:g}× the median of their route owner × model × size × "
-        f"quality group (largest first, at most {LIST_LIMIT}).",
+        f"quality group over the whole ledger (largest first, at most {LIST_LIMIT}).",
     )
     ui.table(
         outliers,
