@@ -35,7 +35,9 @@ with listed as (
 select * exclude (tags), tags ->> 'feature' as feature from listed order by started_at desc
 """
 
-PRICED_SQL = "select * from priced_calls where call_id in ({marks})"
+# the listed calls' UTC days bound the scan: DuckDB skips the row groups of other days (ingest order is
+# roughly time order)
+PRICED_SQL = "select * from priced_calls where call_day between ? and ? and call_id in ({marks})"
 
 OPTIONS_SQL = """
 select 'owner' as kind, route_owner as value from (select distinct route_owner from calls)
@@ -58,9 +60,12 @@ def feature_tags(ledger: str) -> dict[str, list[str]]:
     return dict(sorted(found.items()))
 
 
-def priced(ledger: str, call_ids: list[str]) -> pl.DataFrame:
+def priced(ledger: str, listed: pl.DataFrame) -> pl.DataFrame:
     """The priced_calls rows of the listed calls (one query for the list's costs and the chosen record)."""
-    return data.fetch(ledger, PRICED_SQL.format(marks=", ".join("?" for _ in call_ids)), tuple(call_ids))
+    call_ids = listed["call_id"].to_list()
+    days = listed["started_at"].dt.convert_time_zone("UTC").dt.date()
+    params = (days.min(), days.max(), *call_ids)
+    return data.fetch(ledger, PRICED_SQL.format(marks=", ".join("?" for _ in call_ids)), params)
 
 
 def list_where(
@@ -124,7 +129,7 @@ def render() -> None:
     tag_texts = [text for feature in picked_features for text in features[feature]]
     where, params = list_where(start, end, owners, models, statuses, tag_texts, search)
     listed = data.fetch(ledger, LIST_SQL.format(where=where, limit=LIST_LIMIT), params)
-    costs = priced(ledger, listed["call_id"].to_list()) if listed.height else pl.DataFrame()
+    costs = priced(ledger, listed) if listed.height else pl.DataFrame()
     if listed.height:
         listed = listed.join(costs.select("call_id", "billed_cost_usd"), on="call_id", how="left")
     capped = f", capped at {LIST_LIMIT}" if listed.height == LIST_LIMIT else ""
