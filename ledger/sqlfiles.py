@@ -39,6 +39,12 @@ STORE_VARIABLE = "imagecost_store_{store}"
 
 
 def _view_files() -> dict[str, str]:
+    return dict(_read_view_files())  # a copy: callers add generated views to it
+
+
+@cache
+def _read_view_files() -> dict[str, str]:
+    # read once per process: every read-only connection asks which stores exist (ledger.stores.use_fresh)
     return {f.stem: f.read_text() for f in sorted((sql_root() / "views").glob("*.sql"))}
 
 
