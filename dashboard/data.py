@@ -97,7 +97,10 @@ def ledger_summary(ledger: str) -> LedgerSummary:
     con = connect(ledger, read_only=True, wait_s=WAIT_S)
     try:
         calls, latest = con.execute("select count(*)::bigint, max(started_at) from calls").fetchall()[0]
-        behind = tuple(sorted(set(sqlfiles.stores()) - set(stores.fresh(con))))
+        try:
+            behind = tuple(sorted(set(sqlfiles.stores()) - set(stores.fresh(con))))
+        except duckdb.Error:  # a ledger from before stores: the pages say if it needs `imagecost init`
+            behind = ()
     finally:
         con.close()
     return LedgerSummary(calls=int(calls), latest=latest, behind=behind)
