@@ -16,8 +16,15 @@ from ledger.db import connect, open_ledger
 from tests.fixtures.ledger import add_facts, attempt_row, call_row, query, write_book
 from tests.test_pricing import USER_BOOKS, usd
 
-STORES = ("priced_calls", "dash_failed_attempts", "dash_failure_calls", "dash_spend_cube", "dash_cost_baseline")
-PER_CALL = STORES[:3]  # appended to; the aggregates (spend cube, cost baseline) are rebuilt
+STORES = (
+    "priced_calls",
+    "dash_failed_attempts",
+    "dash_failure_calls",
+    "dash_spend_cube",
+    "dash_cost_baseline",
+    "dash_anomaly_groups",
+)
+AGGREGATES = STORES[3:]  # rebuilt at each refresh; the others are appended to
 
 
 @pytest.fixture
@@ -84,6 +91,10 @@ def same_rows(ledger: Path, store: str) -> None:
         con.close()
 
 
+def live_rows(ledger: Path, store: str) -> int:
+    return query(ledger, f"select count(*) as n from {sqlfiles.stores()[store]}")[0]["n"]
+
+
 def refresh(ledger: Path, **kwargs) -> stores.RefreshResult:
     with open_ledger(ledger) as con:
         return stores.refresh(con, **kwargs)
@@ -109,9 +120,8 @@ def test_refreshed_stores_are_read_and_equal_the_live_views(user_ledger: Path) -
     assert reads_store(user_ledger) == dict.fromkeys(STORES, False)  # behind: live
     result = refresh(user_ledger)
     assert result.appended == {"priced_calls": 20, "dash_failed_attempts": 11, "dash_failure_calls": 10}
-    cube = query(user_ledger, "select count(*) as n, sum(calls) as calls from dash_spend_cube_live")[0]
-    baseline = query(user_ledger, "select count(*) as n from dash_cost_baseline_live")[0]
-    assert (result.rebuilt, cube["calls"]) == ({"dash_spend_cube": cube["n"], "dash_cost_baseline": baseline["n"]}, 20)
+    assert result.rebuilt == {store: live_rows(user_ledger, store) for store in AGGREGATES}
+    assert query(user_ledger, "select sum(calls) as n from dash_spend_cube")[0]["n"] == 20
     assert reads_store(user_ledger) == dict.fromkeys(STORES, True)
     for store in STORES:
         same_rows(user_ledger, store)
@@ -147,14 +157,11 @@ def test_price_book_change_rebuilds_with_the_new_rate(user_ledger: Path, tmp_pat
     assert query(user_ledger, "select contract_cost from priced_calls where call_id = ?", [cn]) == [
         {"contract_cost": usd(0.30)}
     ]
-    cube = query(user_ledger, "select count(*) as n from dash_spend_cube_live")[0]["n"]
-    baseline = query(user_ledger, "select count(*) as n from dash_cost_baseline_live")[0]["n"]
     assert refresh(user_ledger).rebuilt == {
         "priced_calls": 8,
         "dash_failed_attempts": 4,
         "dash_failure_calls": 4,
-        "dash_spend_cube": cube,
-        "dash_cost_baseline": baseline,
+        **{store: live_rows(user_ledger, store) for store in AGGREGATES},
     }
     assert reads_store(user_ledger)["priced_calls"] is True
     assert query(user_ledger, "select contract_cost from priced_calls where call_id = ?", [cn]) == [
@@ -225,7 +232,8 @@ def test_refresh_cli(user_ledger: Path, tmp_path: Path) -> None:
     assert (done.exit_code, done.output) == (
         0,
         "stores refreshed: priced_calls +2 row(s), dash_failed_attempts +0 row(s), dash_failure_calls +0 row(s), "
-        "dash_cost_baseline rebuilt (1 row(s)), dash_spend_cube rebuilt (1 row(s))\n",
+        "dash_anomaly_groups rebuilt (0 row(s)), dash_cost_baseline rebuilt (1 row(s)), "
+        "dash_spend_cube rebuilt (1 row(s))\n",
     )
     done = runner.invoke(cli, ["refresh", "--ledger", str(user_ledger), "--rebuild"])
     assert done.output.startswith("stores refreshed: priced_calls rebuilt (2 row(s))")

@@ -4,6 +4,10 @@
 * image output tokens far from the estimator's expectation (``ledger.estimator.output_tokens``);
 * a gateway reporting another model than the one requested (model drift);
 * partial images received ≠ requested; latency p95 by route; unpriced calls and why.
+
+On a large ledger the per-call checks scan the priced-calls store once each; the baseline of the cost check
+(``dash_cost_baseline``) and the drift / partials / unpriced groups per day (``dash_anomaly_groups``) are stores
+of their own, so the page adds up days instead of scanning calls for those.
 """
 
 from __future__ import annotations
@@ -76,15 +80,15 @@ order by abs(ratio - 1) desc, started_at desc
 limit {limit}
 """
 
+# Drift, partials and unpriced calls come from the dash_anomaly_groups store (per UTC day); the latest call of a
+# group is the latest of its days' latest calls, ties on the start time broken by call id as in the store.
 DRIFT_SQL = """
 select
-    route_owner, requested_model, reported_model, count(*)::bigint as calls,
-    min(started_at) as first_seen, max(started_at) as last_seen, arg_max(call_id, started_at) as example_call_id
-from dash_image_calls
-where day between ? and ? {owner}
-  and reported_model is not null and reported_model <> requested_model
-  -- a dated snapshot of the requested model (gpt-image-2 -> gpt-image-2-2026-04-21) is not drift
-  and reported_model not like requested_model || '-____-__-__'
+    route_owner, requested_model, reported_model, sum(calls)::bigint as calls,
+    min(first_seen) as first_seen, max(last_seen) as last_seen,
+    arg_max(latest_call_id, (last_seen, latest_call_id)) as example_call_id
+from dash_anomaly_groups
+where check_name = 'drift' and day between ? and ? {owner}
 group by all
 order by calls desc
 limit {limit}
@@ -92,12 +96,10 @@ limit {limit}
 
 PARTIALS_SQL = """
 select
-    route_owner, route, partial_images_requested as requested, coalesce(partial_images_received, 0) as received,
-    status, count(*)::bigint as calls, arg_max(call_id, started_at) as example_call_id
-from dash_image_calls
-where day between ? and ? {owner}
-  and coalesce(partial_images_requested, 0) > 0
-  and coalesce(partial_images_received, 0) <> partial_images_requested
+    route_owner, route, partial_images_requested as requested, partial_images_received as received,
+    status, sum(calls)::bigint as calls, arg_max(latest_call_id, (last_seen, latest_call_id)) as example_call_id
+from dash_anomaly_groups
+where check_name = 'partials' and day between ? and ? {owner}
 group by all
 order by calls desc
 limit {limit}
@@ -118,21 +120,14 @@ from grouped
 order by p95_s desc
 """
 
-# the latest call of each group, with its reason (stored with the priced call: no second lookup)
 UNPRICED_SQL = """
-with grouped as (
-    select
-        pricing_status, route_owner, coalesce(billed_model, requested_model) as model, count(*)::bigint as calls,
-        arg_max({{'call_id': call_id, 'reason': unpriced_reason}}, (started_at, call_id)) as latest,
-        max(started_at) as last_seen
-    from priced_calls
-    where call_day between ? and ? {owner} and pricing_status <> 'priced'
-    group by all
-)
 select
-    pricing_status, route_owner, model, calls, latest.call_id as example_call_id, last_seen,
-    latest.reason as latest_reason
-from grouped
+    pricing_status, route_owner, model, sum(calls)::bigint as calls,
+    arg_max(latest_call_id, (last_seen, latest_call_id)) as example_call_id, max(last_seen) as last_seen,
+    arg_max(latest_reason, (last_seen, latest_call_id)) as latest_reason
+from dash_anomaly_groups
+where check_name = 'unpriced' and day between ? and ? {owner}
+group by all
 order by calls desc
 limit {limit}
 """
