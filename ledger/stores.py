@@ -12,11 +12,11 @@ next refresh.
 Only read-only connections use stores: such a connection holds the file against every writer, so the
 check made when it opens stays true while it is open (``ledger.db.connect``).
 
-``refresh`` brings every store up to date in one transaction. A store whose rows have a ``call_id`` (one
-call each) gets the rows of the calls ingested since the last refresh appended, unless the price books
-changed or the new calls do not add up; then, and for every other store (aggregates such as the spend
-cube), it is rebuilt. ``imagecost ingest`` refreshes
-after its batches, ``imagecost prices`` after loading books; ``imagecost refresh`` does it on demand.
+``refresh`` brings every store up to date in one transaction. A store whose rows have a ``call_id`` (each
+row belongs to one call) gets the rows of the calls ingested since the last refresh appended, unless the
+price books changed or the new calls do not add up; then, and for every other store (aggregates such as
+the spend cube), it is rebuilt. ``imagecost ingest`` refreshes after its batches, ``init`` after loading
+the price books, ``close`` / ``reopen`` after changing the booked rows; ``imagecost refresh`` on demand.
 """
 
 from __future__ import annotations
