@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from ledger import sqlfiles, stores
+from ledger import sqlfiles
 from ledger.errors import UserError
 
 DEFAULT_LEDGER = "imagecost.duckdb"
@@ -68,6 +68,8 @@ def connect(
             delay = min(delay * 2, 0.5)
     con.execute("set TimeZone = 'UTC'")
     if read_only:
+        from ledger import stores  # stores opens its transactions with this module
+
         stores.use_fresh(con)
     return con
 
@@ -138,6 +140,8 @@ def create_views(con: duckdb.DuckDBPyConnection) -> None:
 
     A store's table (``ledger.stores``) is created with its view, and emptied if its columns changed.
     """
+    from ledger import stores
+
     store_of = sqlfiles.stores()
     for name, select in sqlfiles.views():
         if name in store_of:

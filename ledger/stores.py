@@ -27,7 +27,7 @@ from datetime import datetime
 
 import duckdb
 
-from ledger import sqlfiles
+from ledger import db, sqlfiles
 
 log = logging.getLogger(__name__)
 
@@ -132,32 +132,28 @@ def refresh(con: duckdb.DuckDBPyConnection, *, rebuild: bool = False) -> Refresh
     # dependency order: a store's live view may read an earlier store, which is up to date by then
     order = [name for name, _sql in sqlfiles.views() if name in live]
     result = RefreshResult()
-    con.execute("begin")
     try:
-        now, state = inputs(con), _state(con)
-        since = None if rebuild else _appendable_since(con, state.get(ONE_ROW_PER_CALL), now)
-        for store in order:
-            current = state.get(store)
-            if not rebuild and _up_to_date(current, now):
-                pass
-            elif since is not None and _can_append(con, store, current, since, now):
-                result.appended[store] = con.execute(
-                    f"insert into {table(store)} select * from {live[store]} "
-                    "where call_id in (select call_id from _new_calls)"
-                ).fetchall()[0][0]
-                _record(con, store, now, rebuilt=False)
-            else:
-                con.execute(f"delete from {table(store)}")
-                result.rebuilt[store] = con.execute(
-                    f"insert into {table(store)} select * from {live[store]}"
-                ).fetchall()[0][0]
-                _record(con, store, now, rebuilt=True)
-            con.execute(f"set variable {variable(store)} = '{table(store)}'")
-        con.execute("drop table if exists _new_calls")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+        with db.transaction(con):
+            now, state = inputs(con), _state(con)
+            since = None if rebuild else _appendable_since(con, state.get(ONE_ROW_PER_CALL), now)
+            for store in order:
+                current = state.get(store)
+                if not rebuild and _up_to_date(current, now):
+                    pass
+                elif since is not None and _can_append(con, store, current, since, now):
+                    result.appended[store] = con.execute(
+                        f"insert into {table(store)} select * from {live[store]} "
+                        "where call_id in (select call_id from _new_calls)"
+                    ).fetchall()[0][0]
+                    _record(con, store, now, rebuilt=False)
+                else:
+                    con.execute(f"delete from {table(store)}")
+                    result.rebuilt[store] = con.execute(
+                        f"insert into {table(store)} select * from {live[store]}"
+                    ).fetchall()[0][0]
+                    _record(con, store, now, rebuilt=True)
+                con.execute(f"set variable {variable(store)} = '{table(store)}'")
+            con.execute("drop table if exists _new_calls")
     finally:
         for store in order:  # a writer reads live again
             con.execute(f"reset variable {variable(store)}")
