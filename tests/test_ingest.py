@@ -289,6 +289,52 @@ def test_a_span_twice_in_one_batch_is_stored_once(spool_dir: Path, ledger: Path)
     assert (count(ledger, "calls"), count(ledger, "attempts"), count(ledger, "images")) == (2, 3, 2)
 
 
+def test_offsets_of_files_gone_from_the_spool_are_forgotten(spool_dir: Path, ledger: Path, tmp_path: Path) -> None:
+    """A run killed between moving a file to done/ and forgetting its offset leaves the row; the next run drops it."""
+    sealed_spool(spool_dir, {}, {})
+    assert ingest_paths(ledger, [spool_dir]).calls_added == 2
+    [done] = list((spool_dir / "done").iterdir())
+    outside = tmp_path / "collector-output.json"  # a FILE named on the command line keeps its offset
+    shutil.copy(done, outside)
+    ingest_paths(ledger, [outside])
+    con = connect(ledger)
+    try:
+        con.execute(
+            "insert into ingest_offsets (path, first_line_sha256, offset_bytes, lines_read) values (?, 'x', 9, 1)",
+            [str((spool_dir / done.name).resolve())],
+        )
+    finally:
+        con.close()
+    assert count(ledger, "ingest_offsets") == 2
+
+    again = ingest_paths(ledger, [spool_dir])
+    assert (again.calls_added, again.duplicates, again.lines) == (0, 0, 0)
+    assert rows(ledger, "select path from ingest_offsets") == [{"path": str(outside.resolve())}]
+    assert count(ledger, "calls") == 2
+
+
+def test_a_ledger_inside_the_spool_or_named_as_a_file_is_refused(spool_dir: Path, tmp_path: Path) -> None:
+    """Named like a spool file, the ledger would be read as spans and moved to done/ (found by the CLI fuzzer)."""
+    sealed_spool(spool_dir, {}, {})
+    inside = spool_dir / "ledger.jsonl"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", "--ledger", str(inside)]).exit_code == 0
+    refused = runner.invoke(cli, ["ingest", "--spool", str(spool_dir), "--ledger", str(inside)])
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        f"Error: {inside} is the ledger itself, not a spool or OTLP/JSON file; keep the ledger outside the spool "
+        "directory (--ledger) and do not name it as a FILE\n"
+    )
+    assert inside.is_file() and not (spool_dir / "done").exists()  # nothing moved, nothing read
+    assert count(inside, "calls") == 0
+
+    outside = tmp_path / "ledger.duckdb"
+    assert runner.invoke(cli, ["init", "--ledger", str(outside)]).exit_code == 0
+    named = runner.invoke(cli, ["ingest", "--ledger", str(outside), str(outside)])
+    assert named.exit_code == 1 and f"Error: {outside} is the ledger itself" in named.stderr
+    assert count(outside, "ingested_files") == 0
+
+
 def test_four_processes_writing_at_once_then_ingest_every_span_exactly_once(spool_dir: Path, ledger: Path) -> None:
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=write_from_process, args=(str(spool_dir), p, 3, 25)) for p in range(4)]

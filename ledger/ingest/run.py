@@ -30,6 +30,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from collector.spool import PART_SUFFIX, SEALED_SUFFIX
 from ledger import db, stores
 from ledger.errors import UserError
 from ledger.facts import insert_attempts, insert_calls, insert_images
@@ -135,10 +136,12 @@ def ingest_paths(
         for spool in spools:
             stack.enter_context(files.spool_lock(spool, wait=wait))
         listed = [s for spool in spools for s in files.spool_sources(spool)] + [files.file_source(p) for p in named]
+        _refuse_ledger_as_input(db.ledger_path(ledger_path), listed)
         sources = list({source.key: source for source in reversed(listed)}.values())[::-1]  # a file once
         with db.open_ledger(ledger_path) as con:
             result.price_books_updated = sync_to_ledger(con, books)
             known = _offsets(con)
+            _forget_gone_files(con, known, spools)
         for source in sources:
             source.known = known.get(source.key)
         reports: dict[str, FileReport] = {}
@@ -199,6 +202,38 @@ def _classify(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
         else:
             raise UserError(f"{path}: no such file or spool directory; pass a spool directory or OTLP/JSON files")
     return sorted(set(spools), key=str), named
+
+
+def _refuse_ledger_as_input(ledger: Path, listed: Sequence[Source]) -> None:
+    """A ledger named like a spool file inside the spool (or named as a FILE) would be read, then moved to done/."""
+    ledger_files = {ledger.resolve(), ledger.resolve().with_name(ledger.name + ".wal")}
+    for source in listed:
+        if source.path.resolve() in ledger_files:
+            raise UserError(
+                f"{source.path} is the ledger itself, not a spool or OTLP/JSON file; "
+                "keep the ledger outside the spool directory (--ledger) and do not name it as a FILE"
+            )
+
+
+def _forget_gone_files(con: duckdb.DuckDBPyConnection, known: dict[str, Offset], spools: Sequence[Path]) -> None:
+    """Drop the offsets of the spool files that have left the spool (moved to done/ or deleted).
+
+    A run killed between moving a file and forgetting its offset leaves the row behind; spool file names are
+    unique, so the row is never read again. Only this run's spools are checked: their ingest lock is held.
+    """
+    directories = {spool.resolve() for spool in spools}
+    gone = [
+        key
+        for key in known
+        if Path(key).parent in directories
+        and not Path(key).exists()
+        and not Path(key.removesuffix(SEALED_SUFFIX) + PART_SUFFIX).exists()
+    ]
+    if gone:
+        con.execute("delete from ingest_offsets where path in (select unnest(?))", [gone])
+        for key in gone:
+            del known[key]
+        log.info("forgot the offsets of %d spool file(s) no longer in the spool", len(gone))
 
 
 def _offsets(con: duckdb.DuckDBPyConnection) -> dict[str, Offset]:
