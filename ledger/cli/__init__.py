@@ -21,6 +21,7 @@ COMMANDS = {
     "reopen": ("ledger.cli.close_cmds:reopen", "Reopen a closed month (recorded, with a reason)."),
     "ingest": ("ledger.cli.ingest_cmds:ingest", "Move spool / OTLP-JSON files into the ledger."),
     "refresh": ("ledger.cli.ledger_cmds:refresh", "Bring the ledger's stores (fast reads) up to date."),
+    "rebuild": ("ledger.cli.ledger_cmds:rebuild", "Remake a ledger DuckDB cannot open, from backup and spool."),
     "images": ("ledger.cli.images_cmds:images", "Image store maintenance (retention)."),
     "reconcile": ("ledger.cli.reconcile_cmds:reconcile", "Compare the ledger with OpenAI's bill or an invoice."),
     "budgets": ("ledger.cli.budgets_cmds:budgets", "Budgets, spend so far and forecast (exit 2 if exceeded)."),

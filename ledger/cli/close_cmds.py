@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-import click
+from pathlib import Path
+from typing import Any
 
-from ledger import stores
+import click
+import duckdb
+
+from ledger import backup, stores
 from ledger.cli.options import ledger_option
 from ledger.closing import AS_OF_ENV, PeriodEvent, close_month, label, os_user, parse_month, reopen_month, today
 from ledger.db import LedgerMissing, ledger_path, open_ledger
+
+no_backup_option = click.option(
+    "--no-backup",
+    is_flag=True,
+    help="Do not copy the ledger into LEDGER.backups/ afterwards (see `imagecost rebuild`).",
+)
 
 
 def _usd(value: float | None) -> str:
@@ -35,11 +45,20 @@ def describe(event: PeriodEvent) -> list[str]:
     ]
 
 
-def _existing(ledger: str | None) -> str:
+def _existing(ledger: str | None) -> Path:
     file = ledger_path(ledger)
     if not file.exists():
         raise LedgerMissing(f"no ledger at {file}; create one with `imagecost init --ledger {file}`")
-    return str(file)
+    return file
+
+
+def _backup(con: Any, file: Path, label: str) -> str:
+    """The line saying where the backup went; a failed backup warns (the close itself is committed)."""
+    try:
+        return f"  backup: {backup.write_backup(con, file, label)}"
+    except (OSError, duckdb.Error) as exc:
+        click.echo(f"warning: the ledger was not backed up ({' '.join(str(exc).splitlines())})", err=True)
+        return "  backup: none"
 
 
 @click.command()
@@ -53,24 +72,33 @@ def _existing(ledger: str | None) -> str:
     help=f"Today's UTC date, which decides the current month (default: the clock, or ${AS_OF_ENV}). For tests.",
 )
 @ledger_option
-def close(month: str, reason: str | None, as_of: str | None, ledger: str | None) -> None:
-    """Freeze a finished UTC month: reports then read it as it is now; later changes become adjustments."""
+@no_backup_option
+def close(month: str, reason: str | None, as_of: str | None, ledger: str | None, no_backup: bool) -> None:
+    """Freeze a finished UTC month: reports then read it as it is now; later changes become adjustments.
+
+    Then copies the ledger into LEDGER.backups/ (the newest 3 are kept): a close exists only in the ledger.
+    """
     first_day = parse_month(month)
     day = today(as_of)
-    with open_ledger(_existing(ledger)) as con:
+    file = _existing(ledger)
+    with open_ledger(file) as con:
         event = close_month(con, first_day, today=day, by_user=os_user(), reason=reason)
         stores.refresh(con)  # the spend cube reads the booked rows, which the close just changed
-    click.echo("\n".join(describe(event)))
+        lines = describe(event) + ([] if no_backup else [_backup(con, file, f"close-{label(first_day)}")])
+    click.echo("\n".join(lines))
 
 
 @click.command()
 @click.argument("month", metavar="YYYY-MM")
 @click.option("--reason", default=None, help="Why the month is reopened (required; recorded).")
 @ledger_option
-def reopen(month: str, reason: str | None, ledger: str | None) -> None:
+@no_backup_option
+def reopen(month: str, reason: str | None, ledger: str | None, no_backup: bool) -> None:
     """Reopen a closed UTC month (recorded with who, when and why): it reads live again until closed again."""
     first_day = parse_month(month)
-    with open_ledger(_existing(ledger)) as con:
+    file = _existing(ledger)
+    with open_ledger(file) as con:
         event = reopen_month(con, first_day, by_user=os_user(), reason=reason)
         stores.refresh(con)
-    click.echo("\n".join(describe(event)))
+        lines = describe(event) + ([] if no_backup else [_backup(con, file, f"reopen-{label(first_day)}")])
+    click.echo("\n".join(lines))

@@ -1,6 +1,9 @@
 """``imagecost init``: create or migrate a ledger, load the price books, say where it is and what's in it.
 
 ``imagecost refresh``: bring the ledger's stores (``ledger.stores``) up to date.
+
+``imagecost rebuild``: remake a ledger DuckDB can no longer open, from its newest backup and the spool
+(``ledger.backup``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from pathlib import Path
 
 import click
 
-from ledger import stores
+from collector.spool import spool_dir
+from ledger import backup, stores
 from ledger.cli.options import ledger_option, prices_dir_option
 from ledger.db import LedgerMissing, connect, ledger_path, migrate, open_ledger
 from ledger.pricebook import PriceBooks, load_books, sync_to_ledger
@@ -99,3 +103,38 @@ def refresh(ledger: str | None, rebuild: bool) -> None:
         raise LedgerMissing(f"no ledger at {ledger_path(ledger)}; create one with `imagecost init`")
     with open_ledger(ledger) as con:
         click.echo(stores.refresh(con, rebuild=rebuild).summary())
+
+
+@click.command()
+@ledger_option
+@click.option(
+    "--spool",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The spool apps export to (default: $IMAGECOST_SPOOL or ./.imagecost/spool); its done/ files are re-read.",
+)
+@click.option(
+    "--backup",
+    "backup_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Start from this backup (default: the newest in LEDGER.backups/ that opens).",
+)
+@click.option("--force", is_flag=True, help="Rebuild even though the ledger opens.")
+@prices_dir_option
+def rebuild(
+    ledger: str | None, spool: Path | None, backup_file: Path | None, force: bool, prices_dir: str | None
+) -> None:
+    """Set aside a ledger DuckDB cannot open and remake it: newest backup, then every call in the spool.
+
+    The broken file (and its WAL) is renamed to *.broken-<time>, kept for a bug report. Calls come back from
+    the spool's done/ files and the spool itself (exactly once); closed months come back from the backup that
+    `close` and `reopen` write.
+    """
+    result = backup.rebuild(
+        ledger_path(ledger), spool or spool_dir(), backup=backup_file, force=force, prices_dir=prices_dir
+    )
+    if result.problem:
+        click.echo(f"ledger did not open: {result.problem}")
+    for line in result.lines():
+        click.echo(line)

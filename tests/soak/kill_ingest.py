@@ -7,8 +7,8 @@ The long variant of tests/test_reliability_kill.py (same writers, same kill loop
 outcome class and the final check; exits 1 if anything was lost or doubled.
 
 A ledger DuckDB cannot open after a kill is counted as "ledger corrupted" and recovered the documented way
-(tests.fixtures.reliability.rebuild_ledger: move it aside, ingest <spool>/done/*.jsonl into a new one, then
-the usual ingest of the spool); the loop goes on with the new ledger.
+(tests.fixtures.reliability.rebuild_ledger, i.e. `imagecost rebuild`: set it aside, ingest <spool>/done/*.jsonl
+and the spool into a new one); the loop goes on with the new ledger.
 """
 
 from __future__ import annotations
