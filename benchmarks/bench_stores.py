@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/bench_stores.py --ledger benchmarks/out/dash-10m.duckdb [--new 20000]
 
 1. the full rebuild (what the first refresh, or one after a price-book change, does) and the file growth;
-2. an append: --new calls copied from existing ones with fresh ids and a new ingested_at (as one ingest
-   run adds them), then ``stores.refresh`` (what ``imagecost ingest`` does after its batches);
+2. a refresh after --new calls copied from existing ones with fresh ids and a new ingested_at (as one
+   ingest run adds them), moved to the ledger's last day, then as many more left on their own days (late
+   spans); each followed by ``stores.refresh`` (what ``imagecost ingest`` does after its batches);
 3. the cost of the freshness check every read-only connection makes (open + ``use_fresh`` vs a bare open);
 4. three reads, live (a writer's connection) vs through the stores (a reader's connection).
 Wall and process CPU seconds; the copy is deleted at the end.
@@ -72,15 +73,24 @@ def run(ledger: Path, new: int, opens: int) -> None:
     print(f"{'step':<48} {'wall s':>8} {'cpu s':>8}")
     print(f"{'full rebuild: ' + result.summary()[len('stores refreshed: ') :][:33]:<48} {wall:8.2f} {cpu:8.2f}")
 
-    with open_ledger(ledger) as con:  # new calls, as one ingest run would add them (the generator dates
-        # ingested_at 2 minutes after started_at, up to now: the new ones come after all of those)
-        con.execute(
-            "insert into calls by name select * replace (md5(call_id || 'new')[:16] as call_id, "
-            "(select max(ingested_at) from calls) + interval 1 second as ingested_at) "
-            f"from calls using sample {new} rows"
-        )
-        wall, cpu, result = timed(lambda: stores.refresh(con))
-    print(f"{f'append after {new:,} new calls':<48} {wall:8.2f} {cpu:8.2f}   ({result.summary()})")
+    # New calls, as one ingest run would add them (the generator dates ingested_at 2 minutes after started_at,
+    # up to now: the new ones come after all of those). First calls of the ledger's last day (what a scheduled
+    # ingest brings), then as many spread over the whole history (late spans: by-day stores redo every day).
+    for tag, when in (("of the last day", "recent"), ("spread over all days", "spread")):
+        with open_ledger(ledger) as con:
+            shift = (
+                "to_days(date_diff('day', started_at::date, (select max(started_at)::date from calls)))"
+                if when == "recent"
+                else "interval 0 day"
+            )
+            con.execute(
+                f"insert into calls by name select * replace (md5(call_id || '{when}')[:16] as call_id, "
+                f"started_at + {shift} as started_at, ended_at + {shift} as ended_at, "
+                "(select max(ingested_at) from calls) + interval 1 second as ingested_at) "
+                f"from calls using sample {new} rows"
+            )
+            wall, cpu, result = timed(lambda: stores.refresh(con))
+        print(f"{f'refresh after {new:,} new calls {tag}':<48} {wall:8.2f} {cpu:8.2f}   ({result.summary()})")
 
     def open_close(check: bool) -> float:
         started = time.perf_counter()

@@ -48,14 +48,30 @@ def _read_view_files() -> dict[str, str]:
     return {f.stem: f.read_text() for f in sorted((sql_root() / "views").glob("*.sql"))}
 
 
-def stores() -> dict[str, str]:
-    """Store name -> the live view it materializes, from ``-- store: NAME`` lines in ``sql/views``."""
-    found: dict[str, str] = {}
+# ``-- store: NAME (by day)``: each row has a ``day``, and a call changes only rows of its own UTC day
+# (``call_day``) or later days, so a refresh recomputes only the days from the first new call's on.
+BY_DAY = "(by day)"
+
+
+def _store_lines() -> list[tuple[str, str, bool]]:
+    """(store, live view, by day) for every ``-- store:`` line in ``sql/views``."""
+    found = []
     for live, text in _view_files().items():
         for line in text.splitlines():
             if line.startswith(STORE_HEADER):
-                found[line.removeprefix(STORE_HEADER).strip()] = live
+                declared = line.removeprefix(STORE_HEADER).strip()
+                found.append((declared.removesuffix(BY_DAY).strip(), live, declared.endswith(BY_DAY)))
     return found
+
+
+def stores() -> dict[str, str]:
+    """Store name -> the live view it materializes, from ``-- store: NAME`` lines in ``sql/views``."""
+    return {store: live for store, live, _by_day in _store_lines()}
+
+
+def stores_by_day() -> set[str]:
+    """The stores declared ``(by day)`` (see ``BY_DAY``)."""
+    return {store for store, _live, by_day in _store_lines() if by_day}
 
 
 def views() -> list[tuple[str, str]]:

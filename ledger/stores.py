@@ -13,17 +13,20 @@ Only read-only connections use stores: such a connection holds the file against 
 check made when it opens stays true while it is open (``ledger.db.connect``).
 
 ``refresh`` brings every store up to date in one transaction. A store whose rows have a ``call_id`` (each
-row belongs to one call) gets the rows of the calls ingested since the last refresh appended, unless the
-price books changed or the new calls do not add up; then, and for every other store (aggregates such as
-the spend cube), it is rebuilt. ``imagecost ingest`` refreshes after its batches, ``init`` after loading
-the price books, ``close`` / ``reopen`` after changing the booked rows; ``imagecost refresh`` on demand.
+row belongs to one call) gets the rows of the calls ingested since the last refresh appended. A store
+declared ``(by day)`` (an aggregate per UTC day, such as the spend cube) has the days from the first new
+call's day on recomputed. Both need the same price books (and, by day, the same closes) as the last refresh,
+and new calls that add up; otherwise, and for every other store, it is rebuilt. ``imagecost ingest``
+refreshes after its batches, ``init`` after loading the price books, ``close`` / ``reopen`` after changing
+the booked rows; ``imagecost refresh`` on demand.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import duckdb
 
@@ -53,12 +56,18 @@ class Inputs:
 @dataclass
 class RefreshResult:
     appended: dict[str, int] = field(default_factory=dict)  # store -> rows appended
+    recomputed: dict[str, tuple[date, int]] = field(default_factory=dict)  # by-day store -> (first day, rows)
     rebuilt: dict[str, int] = field(default_factory=dict)  # store -> rows after a rebuild
 
+    @property
+    def changed(self) -> bool:
+        return bool(self.appended or self.recomputed or self.rebuilt)
+
     def summary(self) -> str:
-        if not self.appended and not self.rebuilt:
+        if not self.changed:
             return "stores already up to date"
         parts = [f"{store} +{rows:,} row(s)" for store, rows in self.appended.items()]
+        parts += [f"{store} from {day} ({rows:,} row(s))" for store, (day, rows) in self.recomputed.items()]
         parts += [f"{store} rebuilt ({rows:,} row(s))" for store, rows in self.rebuilt.items()]
         return "stores refreshed: " + ", ".join(parts)
 
@@ -128,7 +137,7 @@ def use_fresh(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def refresh(con: duckdb.DuckDBPyConnection, *, rebuild: bool = False) -> RefreshResult:
     """Bring every store up to date with the ledger, in one transaction (a writable connection)."""
-    live = sqlfiles.stores()
+    live, by_day = sqlfiles.stores(), sqlfiles.stores_by_day()
     # dependency order: a store's live view may read an earlier store, which is up to date by then
     order = [name for name, _sql in sqlfiles.views() if name in live]
     result = RefreshResult()
@@ -136,7 +145,9 @@ def refresh(con: duckdb.DuckDBPyConnection, *, rebuild: bool = False) -> Refresh
         with db.transaction(con):
             now, state = inputs(con), _state(con)
             since = None if rebuild else _appendable_since(con, state.get(ONE_ROW_PER_CALL), now)
+            first_day: list[date | None] = []  # the new calls' first UTC day, once priced_calls has them
             for store in order:
+                started = time.perf_counter()
                 current = state.get(store)
                 if not rebuild and _up_to_date(current, now):
                     pass
@@ -146,6 +157,18 @@ def refresh(con: duckdb.DuckDBPyConnection, *, rebuild: bool = False) -> Refresh
                         "where call_id in (select call_id from _new_calls)"
                     ).fetchall()[0][0]
                     _record(con, store, now, rebuilt=False)
+                elif (
+                    since is not None
+                    and store in by_day
+                    and _can_recompute_days(current, since, now)
+                    and (day := _first_new_day(con, first_day)) is not None
+                ):
+                    con.execute(f"delete from {table(store)} where day >= ?", [day])
+                    rows = con.execute(
+                        f"insert into {table(store)} select * from {live[store]} where day >= ?", [day]
+                    ).fetchall()[0][0]
+                    result.recomputed[store] = (day, rows)
+                    _record(con, store, now, rebuilt=False)
                 else:
                     con.execute(f"delete from {table(store)}")
                     result.rebuilt[store] = con.execute(
@@ -153,11 +176,13 @@ def refresh(con: duckdb.DuckDBPyConnection, *, rebuild: bool = False) -> Refresh
                     ).fetchall()[0][0]
                     _record(con, store, now, rebuilt=True)
                 con.execute(f"set variable {variable(store)} = '{table(store)}'")
+                if store in result.appended or store in result.recomputed or store in result.rebuilt:
+                    log.info("store %s refreshed in %.2fs", store, time.perf_counter() - started)
             con.execute("drop table if exists _new_calls")
     finally:
         for store in order:  # a writer reads live again
             con.execute(f"reset variable {variable(store)}")
-    if result.appended or result.rebuilt:
+    if result.changed:
         log.info("%s", result.summary())
     return result
 
@@ -175,6 +200,28 @@ def _can_append(con: duckdb.DuckDBPyConnection, store: str, current: Inputs | No
         and current.calls_ingested_through == since.value
         and _per_call(con, store)
     )
+
+
+def _can_recompute_days(current: Inputs | None, since: _Since, now: Inputs) -> bool:
+    """A by-day store refreshed with today's price books and closes up to the same ingest time as the priced
+    calls: only the new calls' days (and later ones, where adjustments are booked) can differ."""
+    return (
+        current is not None
+        and current.price_books == now.price_books
+        and current.period_events == now.period_events
+        and current.calls_ingested_through == since.value
+    )
+
+
+def _first_new_day(con: duckdb.DuckDBPyConnection, cache: list[date | None]) -> date | None:
+    """The first UTC day of the calls in ``_new_calls`` (None: no new call), from the refreshed priced calls."""
+    if not cache:
+        cache.append(
+            con.execute(
+                f"select min(call_day) from {ONE_ROW_PER_CALL} where call_id in (select call_id from _new_calls)"
+            ).fetchall()[0][0]
+        )
+    return cache[0]
 
 
 def _appendable_since(con: duckdb.DuckDBPyConnection, priced: Inputs | None, now: Inputs) -> _Since | None:

@@ -3,7 +3,7 @@ and either way the rows are the live view's rows."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -24,7 +24,8 @@ STORES = (
     "dash_cost_baseline",
     "dash_anomaly_groups",
 )
-AGGREGATES = STORES[3:]  # rebuilt at each refresh; the others are appended to
+AGGREGATES = STORES[3:]
+BY_DAY = ("dash_spend_cube", "dash_anomaly_groups")  # the days from the first new call's on are recomputed
 
 
 @pytest.fixture
@@ -120,7 +121,8 @@ def test_refreshed_stores_are_read_and_equal_the_live_views(user_ledger: Path) -
     assert reads_store(user_ledger) == dict.fromkeys(STORES, False)  # behind: live
     result = refresh(user_ledger)
     assert result.appended == {"priced_calls": 20, "dash_failed_attempts": 11, "dash_failure_calls": 10}
-    assert result.rebuilt == {store: live_rows(user_ledger, store) for store in AGGREGATES}
+    assert result.recomputed == {store: (date(2026, 11, 2), live_rows(user_ledger, store)) for store in BY_DAY}
+    assert result.rebuilt == {"dash_cost_baseline": live_rows(user_ledger, "dash_cost_baseline")}
     assert query(user_ledger, "select sum(calls) as n from dash_spend_cube")[0]["n"] == 20
     assert reads_store(user_ledger) == dict.fromkeys(STORES, True)
     for store in STORES:
@@ -206,6 +208,42 @@ def test_close_and_reopen_refresh_the_spend_cube(user_ledger: Path) -> None:
         assert con.execute("select period_events from store_state where store = 'dash_spend_cube'").fetchall() == [(2,)]
 
 
+def test_by_day_stores_recompute_from_the_first_new_day_and_book_late_calls_as_adjustments(user_ledger: Path) -> None:
+    calls, attempts = mixed_calls(20, datetime(2026, 10, 28, tzinfo=UTC))  # 10-28 .. 11-02
+    add_facts(user_ledger, calls=calls, attempts=attempts)
+    refresh(user_ledger)
+    closed = CliRunner().invoke(cli, ["close", "2026-10", "--as-of", "2026-11-20", "--ledger", str(user_ledger)])
+    assert closed.exit_code == 0, closed.output
+    with open_ledger(user_ledger) as con:  # the close changed the booked rows: the aggregates were rebuilt
+        rebuilt = con.execute("select store from store_state where rebuilt_at = refreshed_at order by store")
+        assert rebuilt.fetchall() == [(s,) for s in sorted(AGGREGATES)]
+
+    recent = call_row(started_at=datetime(2026, 11, 2, 23, tzinfo=UTC))
+    add_facts(user_ledger, calls=[recent], attempts=[attempt_row(recent["call_id"], 0)])
+    result = refresh(user_ledger)
+    assert {store: day for store, (day, _rows) in result.recomputed.items()} == dict.fromkeys(BY_DAY, date(2026, 11, 2))
+    assert set(result.rebuilt) == {"dash_cost_baseline"}
+    for store in STORES:
+        same_rows(user_ledger, store)
+
+    # A late call in closed October: its own day is recomputed, and its adjustment lands on 11-01, a later day.
+    late = call_row(started_at=datetime(2026, 10, 29, 5, tzinfo=UTC))
+    add_facts(user_ledger, calls=[late], attempts=[attempt_row(late["call_id"], 0)])
+    result = refresh(user_ledger)
+    assert {store: day for store, (day, _rows) in result.recomputed.items()} == dict.fromkeys(
+        BY_DAY, date(2026, 10, 29)
+    )
+    for store in STORES:
+        same_rows(user_ledger, store)
+    late_booking = query(
+        user_ledger,
+        "select booking_day::varchar as day, booking_kind, call_count from booked_calls where call_id = ?",
+        [late["call_id"]],
+    )
+    assert late_booking == [{"day": "2026-11-01", "booking_kind": "adjustment", "call_count": 1}]
+    assert query(user_ledger, "select sum(calls) as n from dash_spend_cube") == [{"n": 22}]
+
+
 def test_a_new_store_is_built_alone(user_ledger: Path) -> None:
     calls, attempts = mixed_calls(6, datetime(2026, 11, 2, tzinfo=UTC))
     add_facts(user_ledger, calls=calls, attempts=attempts)
@@ -232,8 +270,8 @@ def test_refresh_cli(user_ledger: Path, tmp_path: Path) -> None:
     assert (done.exit_code, done.output) == (
         0,
         "stores refreshed: priced_calls +2 row(s), dash_failed_attempts +0 row(s), dash_failure_calls +0 row(s), "
-        "dash_anomaly_groups rebuilt (0 row(s)), dash_cost_baseline rebuilt (1 row(s)), "
-        "dash_spend_cube rebuilt (1 row(s))\n",
+        "dash_anomaly_groups from 2026-11-03 (0 row(s)), dash_spend_cube from 2026-11-03 (1 row(s)), "
+        "dash_cost_baseline rebuilt (1 row(s))\n",
     )
     done = runner.invoke(cli, ["refresh", "--ledger", str(user_ledger), "--rebuild"])
     assert done.output.startswith("stores refreshed: priced_calls rebuilt (2 row(s))")

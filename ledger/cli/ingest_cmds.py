@@ -53,5 +53,5 @@ def ingest(
     for warning in result.warnings():
         click.echo(f"warning: {warning}", err=True)
     click.echo(result.summary())
-    if result.stores is not None and (result.stores.appended or result.stores.rebuilt):
+    if result.stores is not None and result.stores.changed:
         click.echo(result.stores.summary())

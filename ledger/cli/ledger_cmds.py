@@ -79,7 +79,7 @@ def describe(result: InitResult) -> list[str]:
         f"({len(books.official_rates)} official rates, {len(books.contracts)} contract terms, "
         f"{len(books.fx_rates)} fx rates) from {', '.join(books.files)}",
         f"contents: {counts['calls']} calls{span}, {counts['attempts']} attempts, {counts['images']} images",
-    ] + ([result.stores.summary()] if result.stores.appended or result.stores.rebuilt else [])
+    ] + ([result.stores.summary()] if result.stores.changed else [])
 
 
 @click.command()

@@ -1,10 +1,10 @@
 -- depends: priced_calls
--- store: dash_anomaly_groups
+-- store: dash_anomaly_groups (by day)
 -- Anomalies page: three checks grouped per UTC day, so the page adds days up instead of scanning every
 -- call of the period: model drift (the server reported another model than the one requested; a dated
 -- snapshot of it is not drift), partial images received ≠ requested, and unpriced calls. Every measure
 -- adds up over days: counts, first and last seen, and the latest call (with its reason for unpriced
--- calls; ties on the start time broken by call id). An aggregate store, rebuilt at each refresh.
+-- calls; ties on the start time broken by call id). By day: a call counts on its own UTC day only.
 with calls as (
     select * from priced_calls
 ),

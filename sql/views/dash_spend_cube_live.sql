@@ -1,10 +1,11 @@
 -- depends: booked_calls
--- store: dash_spend_cube
+-- store: dash_spend_cube (by day)
 -- Spend page: booked_calls (closed months read from their frozen rows, later changes booked as
 -- adjustments in the first open month; docs/closing.md) rolled up once into a small cube (UTC day × route owner × model × cost
 -- basis × pricing status × feature tag × size × quality), so the page scans the calls a single time
 -- and slices the cube. Official-rate spend and provider-contract spend stay in separate columns;
 -- unpriced calls are counted, their spend stays null (never $0).
+-- By day: a call's rows are booked on its own day, or (an adjustment to a closed month) on a later one.
 -- Calls are grouped by their raw tags first (a few distinct values); the feature is read from the
 -- JSON once per group, not once per call.
 with source as (
