@@ -5,6 +5,9 @@ with the books of that day) and a reopen exist only in the ledger. So ``close`` 
 ledger into ``<ledger>.backups/`` once they have committed, keeping the newest ``KEEP``. ``rebuild`` puts the
 broken file aside, starts from the newest backup that opens (or from nothing) and ingests the spool's
 ``done/`` files and the spool on top: ingest is idempotent, so calls already in the backup are skipped.
+
+``done/`` would grow forever (about 3.5 KB per call), so ``prune_done`` deletes the ``done/`` files whose
+every byte the newest backup records as ingested, and no other: a rebuild never needs them again.
 """
 
 from __future__ import annotations
@@ -136,12 +139,7 @@ def rebuild(
         pass
     result = RebuildResult(ledger, _set_aside(ledger), problem, backup)
     if backup is None:
-        for candidate in backups(ledger):
-            why = opens(candidate)
-            if why is None:
-                result.backup = candidate
-                break
-            result.skipped_backups.append((candidate, why))
+        result.backup, result.skipped_backups = newest_usable(ledger)
     if result.backup is not None:
         partial = ledger.with_name(ledger.name + ".restoring")
         shutil.copyfile(result.backup, partial)
@@ -164,3 +162,66 @@ def _set_aside(ledger: Path) -> list[Path]:
             os.replace(path, target)
             moved.append(target)
     return moved
+
+
+def newest_usable(ledger: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest backup that opens, and the newer ones that did not (with why)."""
+    skipped = []
+    for candidate in backups(ledger):
+        why = opens(candidate)
+        if why is None:
+            return candidate, skipped
+        skipped.append((candidate, why))
+    return None, skipped
+
+
+@dataclass
+class PruneResult:
+    backup: Path
+    deleted: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)  # done/ files the backup does not fully hold
+    bytes_deleted: int = 0
+    dry_run: bool = False
+
+    def lines(self) -> list[str]:
+        verb = "would delete" if self.dry_run else "deleted"
+        out = [f"{verb} {path}" for path in self.deleted] if self.dry_run else []
+        out.append(
+            f"{verb} {len(self.deleted)} done/ file(s) ({self.bytes_deleted / 1e6:.1f} MB) whose calls are all in "
+            f"backup {self.backup}; kept {len(self.kept)} ingested after it"
+        )
+        return out
+
+
+def prune_done(ledger: Path, spool: Path, *, dry_run: bool = False) -> PruneResult:
+    """Delete the spool's done/ files that the ledger's newest usable backup holds completely.
+
+    A file counts as held when the backup's ``ingested_files`` rows for it (under its spool name, or its
+    done/ path when a rebuild read it from there) add up to exactly its size: every line was read in a
+    transaction the backup contains. Anything else is kept (a file read twice adds up to more: kept too).
+    """
+    done_dir = spool / DONE_DIR
+    backup, _skipped = newest_usable(ledger)
+    if backup is None:
+        raise UserError(
+            f"no backup of {ledger} opens (they are written by `imagecost close`, `reopen` and `backup`); "
+            "without one every done/ file may still be needed: run `imagecost backup` first"
+        )
+    con = duckdb.connect(str(backup), read_only=True)
+    try:
+        read = dict(con.execute("select path, sum(size_bytes) from ingested_files group by path").fetchall())
+    finally:
+        con.close()
+    result = PruneResult(backup, dry_run=dry_run)
+    files = sorted(done_dir.glob(f"*{SEALED_SUFFIX}")) if done_dir.is_dir() else []
+    for path in files:
+        size = path.stat().st_size
+        names = (str((spool / path.name).resolve()), str(path.resolve()))
+        if any(read.get(name) == size for name in names):
+            result.deleted.append(path)
+            result.bytes_deleted += size
+            if not dry_run:
+                path.unlink()
+        else:
+            result.kept.append(path)
+    return result

@@ -185,3 +185,45 @@ def test_rebuild_refuses_a_ledger_that_opens_unless_forced(spool: Path, ledger: 
         missing.stderr
         == f"Error: no spool directory at {spool / 'nope'}; pass --spool DIR (the directory apps export to)\n"
     )
+
+
+def test_spool_prune_deletes_only_what_the_newest_backup_holds_and_a_rebuild_still_has_every_call(
+    spool: Path, ledger: Path, tmp_path: Path
+) -> None:
+    first = write_calls(spool, 3, first=0)
+    ingest(spool, ledger)
+    made = imagecost("backup", "--ledger", str(ledger))
+    assert made.exit_code == 0, made.output
+    [taken] = backup.backups(ledger)
+    assert made.stdout == f"backup: {taken} (3 calls)\n" and taken.name.endswith("-manual.duckdb")
+    second = write_calls(spool, 2, first=100)
+    ingest(spool, ledger)
+    held, newer = sorted((spool / "done").iterdir())  # names start with the same host and pid: written in order
+    sizes = held.stat().st_size
+
+    dry = imagecost("spool", "prune", "--spool", str(spool), "--ledger", str(ledger), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout.splitlines() == [
+        f"would delete {held}",
+        f"would delete 1 done/ file(s) ({sizes / 1e6:.1f} MB) whose calls are all in backup {taken}; "
+        "kept 1 ingested after it",
+    ]
+    assert held.exists()
+    pruned = imagecost("spool", "prune", "--spool", str(spool), "--ledger", str(ledger))
+    assert pruned.stdout.splitlines() == [
+        f"deleted 1 done/ file(s) ({sizes / 1e6:.1f} MB) whose calls are all in backup {taken}; "
+        "kept 1 ingested after it"
+    ]
+    assert sorted((spool / "done").iterdir()) == [newer]
+
+    ledger.write_bytes(b"")  # the file the backup holds is gone, yet a rebuild has every call, once
+    assert imagecost("rebuild", "--ledger", str(ledger), "--spool", str(spool)).exit_code == 0
+    assert call_ids(ledger) == sorted(first + second)
+
+    other = tmp_path / "other.duckdb"
+    assert imagecost("init", "--ledger", str(other)).exit_code == 0
+    refused = imagecost("spool", "prune", "--spool", str(spool), "--ledger", str(other))
+    assert refused.exit_code == 1 and refused.stderr.startswith(f"Error: no backup of {other} opens")
+    assert sorted((spool / "done").iterdir()) == [newer]
+    missing = imagecost("backup", "--ledger", str(tmp_path / "nope.duckdb"))
+    assert missing.exit_code == 1 and "no ledger at" in missing.stderr

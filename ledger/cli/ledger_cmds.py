@@ -2,8 +2,8 @@
 
 ``imagecost refresh``: bring the ledger's stores (``ledger.stores``) up to date.
 
-``imagecost rebuild``: remake a ledger DuckDB can no longer open, from its newest backup and the spool
-(``ledger.backup``).
+``imagecost backup``: copy the ledger into its backups directory; ``imagecost rebuild``: remake a ledger
+DuckDB can no longer open, from its newest backup and the spool (``ledger.backup``).
 """
 
 from __future__ import annotations
@@ -138,3 +138,18 @@ def rebuild(
         click.echo(f"ledger did not open: {result.problem}")
     for line in result.lines():
         click.echo(line)
+
+
+@click.command(name="backup")
+@ledger_option
+def backup_cmd(ledger: str | None) -> None:
+    """Copy the ledger into LEDGER.backups/ now (close and reopen do it too; the newest 3 are kept).
+
+    `imagecost rebuild` starts from the newest backup, and `imagecost spool prune` frees the spool files it holds.
+    """
+    file = ledger_path(ledger)
+    if not file.is_file():
+        raise LedgerMissing(f"no ledger at {file}; create one with `imagecost init`")
+    with open_ledger(file) as con:
+        calls = con.execute("select count(*) from calls").fetchall()[0][0]
+        click.echo(f"backup: {backup.write_backup(con, file, 'manual')} ({calls:,} calls)")

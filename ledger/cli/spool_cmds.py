@@ -1,0 +1,36 @@
+"""``imagecost spool prune``: delete the ingested spool files a backup of the ledger already holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from collector.spool import spool_dir
+from ledger.backup import prune_done
+from ledger.cli.options import ledger_option
+from ledger.db import ledger_path
+
+
+@click.group()
+def spool() -> None:
+    """The spool's ingested files (done/): what a rebuild may still need."""
+
+
+@spool.command()
+@ledger_option
+@click.option(
+    "--spool",
+    "directory",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The spool (default: $IMAGECOST_SPOOL or ./.imagecost/spool).",
+)
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted; change nothing.")
+def prune(ledger: str | None, directory: Path | None, dry_run: bool) -> None:
+    """Delete done/ files whose every line is in the ledger's newest backup (`imagecost rebuild` starts from it).
+
+    Files ingested after that backup are kept. Take a backup first (`imagecost backup`) to free more.
+    """
+    for line in prune_done(ledger_path(ledger), directory or spool_dir(), dry_run=dry_run).lines():
+        click.echo(line)
