@@ -36,6 +36,7 @@ def demo(ctx: click.Context, calls: int, root: str, no_dashboard: bool, port: in
 
     import collector
     from collector.spool import SpoolSpanExporter
+    from ledger.backup import backups_dir
     from ledger.ingest import ingest_paths
     from simulator import Simulator
     from simulator.demo import API_KEY, BackdatingExporter, Clients, demo_paths, drive
@@ -48,6 +49,7 @@ def demo(ctx: click.Context, calls: int, root: str, no_dashboard: bool, port: in
         elif path.exists():
             path.unlink()
     Path(f"{paths['ledger']}.wal").unlink(missing_ok=True)
+    shutil.rmtree(backups_dir(paths["ledger"]), ignore_errors=True)
     base.mkdir(parents=True, exist_ok=True)
 
     provider = TracerProvider(resource=Resource.create({"service.name": "imagecost-demo"}))
@@ -79,7 +81,7 @@ def demo(ctx: click.Context, calls: int, root: str, no_dashboard: bool, port: in
             with click.progressbar(length=calls, label="Image calls through the instrumented SDK") as bar:
                 stats = drive(clients, backdater, calls, progress=bar.update)
         finally:
-            provider.force_flush()
+            provider.shutdown()  # exports the last spans and seals the spool file: ingest moves it to done/
             collector.uninstrument()
     failed = ", ".join(f"{n} {name}" for name, n in sorted(stats.failed.items())) or "none"
     click.echo(f"Calls: {stats.ok} succeeded; failed as injected: {failed}")

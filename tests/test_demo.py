@@ -60,3 +60,13 @@ def test_image_pointers_name_real_files_by_content(demo_run: DemoRun) -> None:
     for uri, sha, size in pointers:
         data = Path(uri.removeprefix("file://")).read_bytes()
         assert (hashlib.sha256(data).hexdigest(), len(data)) == (sha, size)
+
+
+def test_the_spool_is_sealed_and_drained_into_done(demo_run: DemoRun) -> None:
+    # the demo shuts its exporter down before ingesting, so the spool file is finished and moved, not left behind
+    left = sorted(p.name for p in demo_run.spool.iterdir() if not p.name.startswith("."))
+    assert left == ["done"]
+    done = list((demo_run.spool / "done").iterdir())
+    assert done and all(p.name.endswith(".jsonl") for p in done)
+    [(files,)] = _rows(demo_run.ledger, "select count(distinct path) from ingested_files")
+    assert files == len(done)
