@@ -94,6 +94,21 @@ def ensure_table(con: duckdb.DuckDBPyConnection, store: str, live: str) -> None:
     con.execute("delete from store_state where store = ?", [store])
 
 
+def tables_match(con: duckdb.DuckDBPyConnection) -> bool:
+    """Every store table exists with its live view's columns (names and types, in order), read from the catalog."""
+    live = sqlfiles.stores()
+    wanted = [*live.values(), *(table(store) for store in live)]
+    columns = dict(
+        con.execute(
+            "select table_name, list((column_name, data_type) order by column_index) from duckdb_columns() "
+            "where database_name = current_database() and schema_name = 'main' and table_name in (select unnest(?)) "
+            "group by table_name",
+            [wanted],
+        ).fetchall()
+    )
+    return all(table(store) in columns and columns[table(store)] == columns.get(view) for store, view in live.items())
+
+
 def inputs(con: duckdb.DuckDBPyConnection) -> Inputs:
     row = con.execute(
         "select calls, attempts, period_events, calls_ingested_through, price_books from ledger_inputs"

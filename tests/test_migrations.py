@@ -254,3 +254,44 @@ def test_migrating_twice_is_a_no_op(tmp_path: Path) -> None:
             assert columns(con, table) == expected, table
     finally:
         con.close()
+
+
+def test_views_are_recreated_only_when_the_view_files_or_store_tables_changed(tmp_path: Path, monkeypatch) -> None:
+    """Recreating ~30 views binds each one (~1 s on a large ledger), so a writer's open skips it when every view
+    carries the current fingerprint (its comment) and every store table has its view's columns."""
+    path = tmp_path / "ledger.duckdb"
+
+    def definition(con: duckdb.DuckDBPyConnection, view: str) -> str:
+        return con.execute("select sql from duckdb_views() where view_name = ?", [view]).fetchall()[0][0]
+
+    con = connect(path)
+    try:
+        migrate(con)
+        [fingerprint] = {r[0] for r in con.execute("select comment from duckdb_views() where not internal").fetchall()}
+        assert fingerprint.startswith("imagecost ")
+        # a view changed behind imagecost's back, comment kept: the next open leaves it (nothing was recreated)
+        con.execute("create or replace view spend_daily as select 1 as marker")
+        con.execute(f"comment on view spend_daily is '{fingerprint}'")
+        migrate(con)
+        assert definition(con, "spend_daily") == "CREATE VIEW spend_daily AS SELECT 1 AS marker;"
+        # a store table whose columns differ from its view's: everything is recreated
+        con.execute("alter table dash_spend_cube_store drop column quality")
+        migrate(con)
+        assert "marker" not in definition(con, "spend_daily")
+        assert "quality" in columns(con, "dash_spend_cube_store")
+        # a dropped view: recreated
+        con.execute("drop view dash_retry_spend")
+        migrate(con)
+        assert columns(con, "dash_retry_spend")
+        # the view files changed (a new version): recreated, with the new fingerprint
+        con.execute("create or replace view spend_daily as select 1 as marker")
+        con.execute(f"comment on view spend_daily is '{fingerprint}'")
+        views = sqlfiles.views()
+        monkeypatch.setattr(sqlfiles, "views", lambda: [*views, ("new_view", "select 42 as answer")])
+        migrate(con)
+        assert "marker" not in definition(con, "spend_daily")
+        assert con.execute("select answer from new_view").fetchall() == [(42,)]
+        comments = {r[0] for r in con.execute("select comment from duckdb_views() where not internal").fetchall()}
+        assert len(comments) == 1 and comments != {fingerprint}
+    finally:
+        con.close()
