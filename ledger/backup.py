@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from collector.spool import DONE_DIR, REJECTED_DIR, SEALED_SUFFIX
+from collector.spool_layout import DONE_DIR, REJECTED_DIR, SEALED_SUFFIX
 from ledger.errors import UserError
 from ledger.ingest import IngestResult, files, ingest_paths
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from collector.spool import REJECTED_DIR, spool_dir
+from collector.spool_layout import REJECTED_DIR, spool_dir
 from ledger.cli.options import ledger_option, prices_dir_option
 from ledger.errors import UserError
 from ledger.ingest import ingest_paths

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from collector.spool import spool_dir
+from collector.spool_layout import spool_dir
 from ledger import backup, stores
 from ledger.cli.options import ledger_option, prices_dir_option
 from ledger.db import LedgerMissing, connect, ledger_path, migrate, open_ledger

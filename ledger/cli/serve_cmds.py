@@ -8,7 +8,7 @@ import click
 
 from collector import semconv
 from collector.config import ENV_SPOOL
-from collector.spool import spool_dir
+from collector.spool_layout import spool_dir
 from ledger.cli.options import ledger_option, prices_dir_option
 from ledger.db import ledger_path
 from ledger.receiver import TOKEN_ENV, Receiver, ReceiverConfig

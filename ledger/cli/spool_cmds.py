@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from collector.spool import spool_dir
+from collector.spool_layout import spool_dir
 from ledger.backup import prune_done
 from ledger.cli.options import ledger_option
 from ledger.db import ledger_path

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from collector.spool import (
+from collector.spool_layout import (
     DONE_DIR,
     LOCK_FILE,
     PART_SUFFIX,

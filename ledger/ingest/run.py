@@ -30,7 +30,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.spool import PART_SUFFIX, SEALED_SUFFIX
+from collector.spool_layout import PART_SUFFIX, SEALED_SUFFIX
 from ledger import db, stores
 from ledger.errors import UserError
 from ledger.facts import insert_attempts, insert_calls, insert_images

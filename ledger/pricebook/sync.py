@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import duckdb
-import polars as pl
 from pydantic import BaseModel
 
 from ledger.db import transaction
 from ledger.pricebook.books import PriceBooks
+
+if TYPE_CHECKING:
+    import polars as pl
 
 # ledger table <- PriceBooks attribute
 _TABLES = {"official_rates": "official_rates", "provider_contracts": "contracts", "fx_rates": "fx_rates"}
@@ -39,5 +43,7 @@ def sync_to_ledger(con: duckdb.DuckDBPyConnection, books: PriceBooks) -> bool:
 
 def _frame(con: duckdb.DuckDBPyConnection, table: str, rows: list[BaseModel]) -> pl.DataFrame:
     """Rows as a DataFrame with the ledger table's schema (so an empty book still has columns)."""
+    import polars as pl  # ~0.4 s to import: only when the books changed, not on every ingest
+
     schema = con.sql(f"select * from {table} limit 0").pl().schema
     return pl.DataFrame([row.model_dump() for row in rows], schema=schema)
