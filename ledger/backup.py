@@ -7,7 +7,7 @@ broken file aside, starts from the newest backup that opens (or from nothing) an
 ``done/`` files and the spool on top: ingest is idempotent, so calls already in the backup are skipped.
 
 ``done/`` would grow forever (about 3.5 KB per call), so ``prune_done`` deletes the ``done/`` files whose
-every byte the newest backup records as ingested, and no other: a rebuild never needs them again.
+every byte each backup records as ingested, and no other: a rebuild never needs them again.
 """
 
 from __future__ import annotations
@@ -187,21 +187,24 @@ class PruneResult:
         verb = "would delete" if self.dry_run else "deleted"
         out = [f"{verb} {path}" for path in self.deleted] if self.dry_run else []
         out.append(
-            f"{verb} {len(self.deleted)} done/ file(s) ({self.bytes_deleted / 1e6:.1f} MB) whose calls are all in "
-            f"backup {self.backup}; kept {len(self.kept)} ingested after it"
+            f"{verb} {len(self.deleted)} done/ file(s) ({self.bytes_deleted / 1e6:.1f} MB) whose calls are in every "
+            f"backup (the oldest: {self.backup}); kept {len(self.kept)} ingested after it"
         )
         return out
 
 
 def prune_done(ledger: Path, spool: Path, *, dry_run: bool = False) -> PruneResult:
-    """Delete the spool's done/ files that the ledger's newest usable backup holds completely.
+    """Delete the spool's done/ files that every backup of the ledger holds completely.
 
     A file counts as held when the backup's ``ingested_files`` rows for it (under its spool name, or its
     done/ path when a rebuild read it from there) add up to exactly its size: every line was read in a
     transaction the backup contains. Anything else is kept (a file read twice adds up to more: kept too).
+    The oldest backup that opens is asked: later ones hold all it holds (``ingested_files`` is append-only),
+    so a rebuild that has to fall back past a damaged newest backup still finds every call.
     """
     done_dir = spool / DONE_DIR
-    backup, _skipped = newest_usable(ledger)
+    usable = [candidate for candidate in reversed(backups(ledger)) if opens(candidate) is None]
+    backup = usable[0] if usable else None
     if backup is None:
         raise UserError(
             f"no backup of {ledger} opens (they are written by `imagecost close`, `reopen` and `backup`); "

@@ -205,20 +205,29 @@ def test_spool_prune_deletes_only_what_the_newest_backup_holds_and_a_rebuild_sti
     assert dry.exit_code == 0, dry.output
     assert dry.stdout.splitlines() == [
         f"would delete {held}",
-        f"would delete 1 done/ file(s) ({sizes / 1e6:.1f} MB) whose calls are all in backup {taken}; "
+        f"would delete 1 done/ file(s) ({sizes / 1e6:.1f} MB) whose calls are in every backup (the oldest: {taken}); "
         "kept 1 ingested after it",
     ]
     assert held.exists()
     pruned = imagecost("spool", "prune", "--spool", str(spool), "--ledger", str(ledger))
     assert pruned.stdout.splitlines() == [
-        f"deleted 1 done/ file(s) ({sizes / 1e6:.1f} MB) whose calls are all in backup {taken}; "
+        f"deleted 1 done/ file(s) ({sizes / 1e6:.1f} MB) whose calls are in every backup (the oldest: {taken}); "
         "kept 1 ingested after it"
     ]
     assert sorted((spool / "done").iterdir()) == [newer]
 
-    ledger.write_bytes(b"")  # the file the backup holds is gone, yet a rebuild has every call, once
-    assert imagecost("rebuild", "--ledger", str(ledger), "--spool", str(spool)).exit_code == 0
-    assert call_ids(ledger) == sorted(first + second)
+    # A newer backup holds the second file too, but the oldest does not: kept, so that a rebuild falling back
+    # past a damaged newest backup still has it.
+    assert imagecost("backup", "--ledger", str(ledger)).exit_code == 0
+    again = imagecost("spool", "prune", "--spool", str(spool), "--ledger", str(ledger))
+    assert again.stdout.startswith("deleted 0 done/ file(s) (0.0 MB)") and "kept 1 ingested after it" in again.stdout
+    newest = backup.backups(ledger)[0]
+    newest.write_bytes(b"damaged")
+    ledger.write_bytes(b"")
+    rebuilt = imagecost("rebuild", "--ledger", str(ledger), "--spool", str(spool))
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert f"backup {newest.name} skipped: " in rebuilt.stdout and f"started from backup {taken} " in rebuilt.stdout
+    assert call_ids(ledger) == sorted(first + second)  # every call, once
 
     other = tmp_path / "other.duckdb"
     assert imagecost("init", "--ledger", str(other)).exit_code == 0

@@ -145,7 +145,7 @@ def rebuild(
 def backup_cmd(ledger: str | None) -> None:
     """Copy the ledger into LEDGER.backups/ now (close and reopen do it too; the newest 3 are kept).
 
-    `imagecost rebuild` starts from the newest backup, and `imagecost spool prune` frees the spool files it holds.
+    `imagecost rebuild` starts from the newest backup, and `imagecost spool prune` frees the spool files all hold.
     """
     file = ledger_path(ledger)
     if not file.is_file():

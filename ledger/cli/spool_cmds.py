@@ -28,9 +28,9 @@ def spool() -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted; change nothing.")
 def prune(ledger: str | None, directory: Path | None, dry_run: bool) -> None:
-    """Delete done/ files whose every line is in the ledger's newest backup (`imagecost rebuild` starts from it).
+    """Delete done/ files whose every line is in each of the ledger's backups (`imagecost rebuild` starts from one).
 
-    Files ingested after that backup are kept. Take a backup first (`imagecost backup`) to free more.
+    Files ingested after the oldest backup are kept: a rebuild may have to start from it.
     """
     for line in prune_done(ledger_path(ledger), directory or spool_dir(), dry_run=dry_run).lines():
         click.echo(line)
