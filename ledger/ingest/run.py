@@ -226,8 +226,9 @@ def _forget_gone_files(con: duckdb.DuckDBPyConnection, known: dict[str, Offset],
         key
         for key in known
         if Path(key).parent in directories
-        and not Path(key).exists()
+        # .part first: a writer sealing it meanwhile renames .part -> sealed, so one of the two is seen
         and not Path(key.removesuffix(SEALED_SUFFIX) + PART_SUFFIX).exists()
+        and not Path(key).exists()
     ]
     if gone:
         con.execute("delete from ingest_offsets where path in (select unnest(?))", [gone])
