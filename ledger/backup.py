@@ -202,6 +202,8 @@ def prune_done(ledger: Path, spool: Path, *, dry_run: bool = False) -> PruneResu
     The oldest backup that opens is asked: later ones hold all it holds (``ingested_files`` is append-only),
     so a rebuild that has to fall back past a damaged newest backup still finds every call.
     """
+    if not spool.is_dir():
+        raise UserError(f"no spool directory at {spool}; pass --spool DIR (the directory apps export to)")
     done_dir = spool / DONE_DIR
     usable = [candidate for candidate in reversed(backups(ledger)) if opens(candidate) is None]
     backup = usable[0] if usable else None

@@ -234,5 +234,7 @@ def test_spool_prune_deletes_only_what_the_newest_backup_holds_and_a_rebuild_sti
     refused = imagecost("spool", "prune", "--spool", str(spool), "--ledger", str(other))
     assert refused.exit_code == 1 and refused.stderr.startswith(f"Error: no backup of {other} opens")
     assert sorted((spool / "done").iterdir()) == [newer]
+    nowhere = imagecost("spool", "prune", "--spool", str(tmp_path / "nope"), "--ledger", str(ledger))
+    assert nowhere.exit_code == 1 and nowhere.stderr.startswith(f"Error: no spool directory at {tmp_path / 'nope'}")
     missing = imagecost("backup", "--ledger", str(tmp_path / "nope.duckdb"))
     assert missing.exit_code == 1 and "no ledger at" in missing.stderr

@@ -17,7 +17,7 @@ import click
 
 from collector.spool_layout import spool_dir
 from ledger import backup, stores
-from ledger.cli.options import ledger_option, prices_dir_option
+from ledger.cli.options import ledger_option, prices_dir_option, spool_option
 from ledger.db import LedgerMissing, connect, ledger_path, migrate, open_ledger
 from ledger.pricebook import PriceBooks, load_books, sync_to_ledger
 
@@ -107,12 +107,7 @@ def refresh(ledger: str | None, rebuild: bool) -> None:
 
 @click.command()
 @ledger_option
-@click.option(
-    "--spool",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="The spool apps export to (default: $IMAGECOST_SPOOL or ./.imagecost/spool); its done/ files are re-read.",
-)
+@spool_option
 @click.option(
     "--backup",
     "backup_file",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ledger.db import LEDGER_ENV
@@ -22,4 +24,12 @@ prices_dir_option = click.option(
     default=None,
     envvar="IMAGECOST_PRICES_DIR",
     help="Directory of your own contract / FX / rate TOML files (or $IMAGECOST_PRICES_DIR).",
+)
+
+spool_option = click.option(
+    "--spool",
+    "spool",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The spool apps export to (default: $IMAGECOST_SPOOL or ./.imagecost/spool).",
 )

@@ -8,7 +8,7 @@ import click
 
 from collector.spool_layout import spool_dir
 from ledger.backup import prune_done
-from ledger.cli.options import ledger_option
+from ledger.cli.options import ledger_option, spool_option
 from ledger.db import ledger_path
 
 
@@ -19,18 +19,12 @@ def spool() -> None:
 
 @spool.command()
 @ledger_option
-@click.option(
-    "--spool",
-    "directory",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="The spool (default: $IMAGECOST_SPOOL or ./.imagecost/spool).",
-)
+@spool_option
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted; change nothing.")
-def prune(ledger: str | None, directory: Path | None, dry_run: bool) -> None:
+def prune(ledger: str | None, spool: Path | None, dry_run: bool) -> None:
     """Delete done/ files whose every line is in each of the ledger's backups (`imagecost rebuild` starts from one).
 
     Files ingested after the oldest backup are kept: a rebuild may have to start from it.
     """
-    for line in prune_done(ledger_path(ledger), directory or spool_dir(), dry_run=dry_run).lines():
+    for line in prune_done(ledger_path(ledger), spool or spool_dir(), dry_run=dry_run).lines():
         click.echo(line)
