@@ -238,3 +238,15 @@ def test_spool_prune_deletes_only_what_the_newest_backup_holds_and_a_rebuild_sti
     assert nowhere.exit_code == 1 and nowhere.stderr.startswith(f"Error: no spool directory at {tmp_path / 'nope'}")
     missing = imagecost("backup", "--ledger", str(tmp_path / "nope.duckdb"))
     assert missing.exit_code == 1 and "no ledger at" in missing.stderr
+
+
+def test_a_backup_that_cannot_be_written_warns_and_the_close_stands(spool: Path, ledger: Path) -> None:
+    write_calls(spool, 2, first=0)
+    ingest(spool, ledger)
+    backup.backups_dir(ledger).write_text("a file where the backups directory should be")
+    closed = imagecost("close", "2026-11", "--ledger", str(ledger), "--as-of", AS_OF)
+    assert closed.exit_code == 0, closed.output
+    assert closed.stdout.splitlines()[0].startswith("closed 2026-11 (close #1)")
+    assert closed.stdout.splitlines()[-1] == "  backup: none"
+    assert closed.stderr.startswith("warning: the ledger was not backed up (") and closed.stderr.count("\n") == 1
+    assert rows(ledger, "select event from period_events") == [("closed",)]
