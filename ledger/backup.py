@@ -154,7 +154,7 @@ def rebuild(
 
 def _set_aside(ledger: Path) -> list[Path]:
     """Rename the ledger and its WAL to ``*.broken-<UTC time>`` (kept for a bug report); the new names."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")  # microseconds: two rebuilds never share a name
     moved = []
     for path in (ledger, ledger.with_name(ledger.name + ".wal")):
         if path.exists():
