@@ -19,7 +19,7 @@ import polars as pl
 import streamlit as st
 
 from ledger import sqlfiles, stores
-from ledger.db import connect, ledger_path
+from ledger.db import NotALedger, connect, ledger_path
 from ledger.query import read_sql
 
 # Seconds a query waits for an ingest to release the file before the page shows "busy".
@@ -61,7 +61,7 @@ def ledger_state(ledger: str) -> LedgerState:
         return LedgerState.MISSING
     try:
         con = connect(ledger, read_only=True, wait_s=WAIT_S)
-    except duckdb.IOException:  # not a DuckDB file at all (a lock error arrives as LedgerBusy)
+    except (duckdb.IOException, NotALedger):  # not a DuckDB file at all (a lock error arrives as LedgerBusy)
         return LedgerState.UNINITIALISED
     try:
         tables = {row[0] for row in con.execute("select table_name from duckdb_tables()").fetchall()}

@@ -31,6 +31,10 @@ class LedgerMissing(UserError):
     """The ledger file does not exist (read-only commands say how to create one)."""
 
 
+class NotALedger(UserError):
+    """The path is a data file DuckDB would read as a table (an in-memory database), not a ledger."""
+
+
 class LedgerBusy(UserError):
     """Another process held the ledger for longer than we were willing to wait."""
 
@@ -38,6 +42,14 @@ class LedgerBusy(UserError):
 def ledger_path(path: str | os.PathLike[str] | None = None) -> Path:
     """The ledger file: the argument, else ``$IMAGECOST_LEDGER``, else ``./imagecost.duckdb``."""
     return Path(path or os.environ.get(LEDGER_ENV) or DEFAULT_LEDGER)
+
+
+def existing_ledger(path: str | os.PathLike[str] | None = None) -> Path:
+    """``ledger_path(path)``, which must exist (``LedgerMissing`` says how to create it)."""
+    file = ledger_path(path)
+    if not file.exists():
+        raise LedgerMissing(f"no ledger at {file}; create one with `imagecost init --ledger {file}`")
+    return file
 
 
 def _is_lock_error(exc: duckdb.Error) -> bool:
@@ -51,15 +63,15 @@ def connect(
     wait_s: float = 10.0,
 ) -> duckdb.DuckDBPyConnection:
     """Connect to the ledger, waiting up to ``wait_s`` seconds while another process holds it."""
-    file = ledger_path(path)
-    if read_only and not file.exists():
-        raise LedgerMissing(f"no ledger at {file}; create one with `imagecost init --ledger {file}`")
+    file = existing_ledger(path) if read_only else ledger_path(path)
     deadline = time.monotonic() + wait_s
     delay = 0.02
     while True:
         try:
             con = duckdb.connect(str(file), read_only=read_only)
             break
+        except duckdb.CatalogException as exc:  # read-only: "Cannot launch in-memory database" (see below)
+            raise _not_a_ledger(file) from exc
         except duckdb.IOException as exc:
             if not _is_lock_error(exc) or time.monotonic() >= deadline:
                 if _is_lock_error(exc):
@@ -67,12 +79,25 @@ def connect(
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
+    # DuckDB opens a data file (.jsonl, .csv, .parquet, ...) as an in-memory database with a view over it:
+    # every write would vanish when the connection closes.
+    where = "select path from duckdb_databases() where database_name = current_database()"
+    if con.execute(where).fetchall()[0][0] is None:
+        con.close()
+        raise _not_a_ledger(file)
     con.execute("set TimeZone = 'UTC'")
     if read_only:
         from ledger import stores  # stores opens its transactions with this module
 
         stores.use_fresh(con)
     return con
+
+
+def _not_a_ledger(file: Path) -> NotALedger:
+    return NotALedger(
+        f"{file} is a data file, not a DuckDB ledger (DuckDB reads a .jsonl, .csv or .parquet file as a table); "
+        "pass --ledger a .duckdb file (`imagecost init --ledger FILE` creates one)"
+    )
 
 
 @contextmanager

@@ -637,6 +637,14 @@ def test_foreign_duckdb_file_shows_the_first_run_page(open_app: OpenApp, tmp_pat
     assert "This file is not an imagecost ledger yet." in at.markdown[0].value
 
 
+def test_a_data_file_as_the_ledger_shows_the_first_run_page(open_app: OpenApp, tmp_path: Path) -> None:
+    data = tmp_path / "calls.csv"  # DuckDB would open it as an in-memory database with a view over it
+    data.write_text("call_id,cost\na,1\n")
+    at = open_app(data)
+    assert "This file is not an imagecost ledger yet." in at.markdown[0].value
+    assert not at.error
+
+
 @pytest.fixture
 def locked_ledger(dashboard_ledger: Path, tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
     """A copy of the ledger held open for writing by another process (as an ingest would)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ from ledger.db import connect
 from ledger.errors import UserError
 from ledger.ingest import ingest_paths
 from ledger.ingest.files import spool_lock
-from tests.fixtures.ingest import FixedIds, ListExporter, make_image_span, tracer_for, write_from_process
+from tests.fixtures.ingest import FixedIds, ListExporter, make_image_span, tracer_for
 
 TRACE_1, SPAN_1 = "0af7651916cd43dd8448eb211c800001", "b7ad6b7169200001"
 STARTED = datetime(2026, 11, 24, 15, 1, 4, tzinfo=UTC)  # tests.fixtures.ingest.START_NS
@@ -335,14 +334,31 @@ def test_a_ledger_inside_the_spool_or_named_as_a_file_is_refused(spool_dir: Path
     assert count(outside, "ingested_files") == 0
 
 
+def test_a_data_file_given_as_the_ledger_is_refused(spool_dir: Path, tmp_path: Path) -> None:
+    """DuckDB opens an existing .jsonl / .csv file as an in-memory database with a view over it: an ingest into it
+    would report success and keep nothing (found by the CLI fuzzer). Every connection refuses it in one line."""
+    sealed_spool(spool_dir, {})
+    data = tmp_path / "plan.jsonl"
+    data.write_text('{"model": "gpt-image-2"}\n')
+    message = (
+        f"Error: {data} is a data file, not a DuckDB ledger (DuckDB reads a .jsonl, .csv or .parquet file as a "
+        "table); pass --ledger a .duckdb file (`imagecost init --ledger FILE` creates one)\n"
+    )
+    runner = CliRunner()
+    for args in (["ingest", "--spool", str(spool_dir)], ["report"], ["init"]):
+        refused = runner.invoke(cli, [*args, "--ledger", str(data)])
+        assert (refused.exit_code, refused.stderr) == (1, message), args
+    assert data.read_text() == '{"model": "gpt-image-2"}\n'
+    assert [p.name for p in spool_dir.glob("*.jsonl")]  # not ingested anywhere, still in the spool
+
+
 def test_four_processes_writing_at_once_then_ingest_every_span_exactly_once(spool_dir: Path, ledger: Path) -> None:
-    context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=write_from_process, args=(str(spool_dir), p, 3, 25)) for p in range(4)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-    assert [p.exitcode for p in processes] == [0, 0, 0, 0]
+    # Plain interpreters, not multiprocessing's spawn: a spawned child re-runs the parent's __main__, which after
+    # a Streamlit AppTest earlier in the session is that test's page script (docs/reliability.md).
+    code = "from tests.fixtures.ingest import write_from_process; write_from_process(%r, %d, 3, 25)"
+    root = Path(__file__).resolve().parents[1]
+    processes = [subprocess.Popen([sys.executable, "-c", code % (str(spool_dir), p)], cwd=root) for p in range(4)]
+    assert [process.wait(timeout=120) for process in processes] == [0, 0, 0, 0]
     names = sorted(p.name for p in spool_dir.iterdir() if p.is_file() and not p.name.startswith("."))
     assert all(n.endswith(".jsonl") for n in names)  # sealed at shutdown
     assert len({SpoolName.parse(n).pid for n in names}) == 4  # type: ignore[union-attr]
