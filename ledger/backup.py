@@ -97,7 +97,8 @@ class RebuildResult:
     ingest: IngestResult | None = None
 
     def lines(self) -> list[str]:
-        out = [f"{path}: set aside" for path in self.set_aside]
+        out = [f"ledger did not open: {self.problem}"] if self.problem else []
+        out += [f"{path}: set aside" for path in self.set_aside]
         out += [f"backup {path.name} skipped: {why}" for path, why in self.skipped_backups]
         if self.backup is not None:
             out.append(f"started from backup {self.backup} (closed months as of that backup are kept)")
@@ -116,6 +117,11 @@ class RebuildResult:
         return out
 
 
+def _require_spool(spool: Path) -> None:
+    if not spool.is_dir():
+        raise UserError(f"no spool directory at {spool}; pass --spool DIR (the directory apps export to)")
+
+
 def rebuild(
     ledger: Path,
     spool: Path,
@@ -125,8 +131,7 @@ def rebuild(
     prices_dir: str | os.PathLike[str] | None = None,
 ) -> RebuildResult:
     """Set a broken ledger aside and make a new one from a backup, the spool's done/ files and the spool."""
-    if not spool.is_dir():
-        raise UserError(f"no spool directory at {spool}; pass --spool DIR (the directory apps export to)")
+    _require_spool(spool)
     if backup is not None and (why := opens(backup)) is not None:
         raise UserError(f"backup {backup} does not open as a ledger: {why}")
     problem = opens(ledger) if ledger.exists() else None
@@ -202,8 +207,7 @@ def prune_done(ledger: Path, spool: Path, *, dry_run: bool = False) -> PruneResu
     The oldest backup that opens is asked: later ones hold all it holds (``ingested_files`` is append-only),
     so a rebuild that has to fall back past a damaged newest backup still finds every call.
     """
-    if not spool.is_dir():
-        raise UserError(f"no spool directory at {spool}; pass --spool DIR (the directory apps export to)")
+    _require_spool(spool)
     done_dir = spool / DONE_DIR
     usable = [candidate for candidate in reversed(backups(ledger)) if opens(candidate) is None]
     backup = usable[0] if usable else None

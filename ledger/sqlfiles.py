@@ -53,15 +53,16 @@ def _read_view_files() -> dict[str, str]:
 BY_DAY = "(by day)"
 
 
-def _store_lines() -> list[tuple[str, str, bool]]:
-    """(store, live view, by day) for every ``-- store:`` line in ``sql/views``."""
+@cache
+def _store_lines() -> tuple[tuple[str, str, bool], ...]:
+    """(store, live view, by day) for every ``-- store:`` line in ``sql/views`` (read once, as the files are)."""
     found = []
-    for live, text in _view_files().items():
+    for live, text in _read_view_files().items():
         for line in text.splitlines():
             if line.startswith(STORE_HEADER):
                 declared = line.removeprefix(STORE_HEADER).strip()
                 found.append((declared.removesuffix(BY_DAY).strip(), live, declared.endswith(BY_DAY)))
-    return found
+    return tuple(found)
 
 
 def stores() -> dict[str, str]:

@@ -11,7 +11,7 @@ import duckdb
 from ledger import backup, stores
 from ledger.cli.options import ledger_option
 from ledger.closing import AS_OF_ENV, PeriodEvent, close_month, label, os_user, parse_month, reopen_month, today
-from ledger.db import LedgerMissing, ledger_path, open_ledger
+from ledger.db import existing_ledger, open_ledger
 
 no_backup_option = click.option(
     "--no-backup",
@@ -45,13 +45,6 @@ def describe(event: PeriodEvent) -> list[str]:
     ]
 
 
-def _existing(ledger: str | None) -> Path:
-    file = ledger_path(ledger)
-    if not file.exists():
-        raise LedgerMissing(f"no ledger at {file}; create one with `imagecost init --ledger {file}`")
-    return file
-
-
 def _backup(con: Any, file: Path, label: str) -> str:
     """The line saying where the backup went; a failed backup warns (the close itself is committed)."""
     try:
@@ -80,7 +73,7 @@ def close(month: str, reason: str | None, as_of: str | None, ledger: str | None,
     """
     first_day = parse_month(month)
     day = today(as_of)
-    file = _existing(ledger)
+    file = existing_ledger(ledger)
     with open_ledger(file) as con:
         event = close_month(con, first_day, today=day, by_user=os_user(), reason=reason)
         stores.refresh(con)  # the spend cube reads the booked rows, which the close just changed
@@ -96,7 +89,7 @@ def close(month: str, reason: str | None, as_of: str | None, ledger: str | None,
 def reopen(month: str, reason: str | None, ledger: str | None, no_backup: bool) -> None:
     """Reopen a closed UTC month (recorded with who, when and why): it reads live again until closed again."""
     first_day = parse_month(month)
-    file = _existing(ledger)
+    file = existing_ledger(ledger)
     with open_ledger(file) as con:
         event = reopen_month(con, first_day, by_user=os_user(), reason=reason)
         stores.refresh(con)

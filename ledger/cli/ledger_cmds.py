@@ -18,7 +18,7 @@ import click
 from collector.spool_layout import spool_dir
 from ledger import backup, stores
 from ledger.cli.options import ledger_option, prices_dir_option, spool_option
-from ledger.db import LedgerMissing, connect, ledger_path, migrate, open_ledger
+from ledger.db import LedgerMissing, connect, existing_ledger, ledger_path, migrate, open_ledger
 from ledger.pricebook import PriceBooks, load_books, sync_to_ledger
 
 FACT_TABLES = ("calls", "attempts", "images")
@@ -129,8 +129,6 @@ def rebuild(
     result = backup.rebuild(
         ledger_path(ledger), spool or spool_dir(), backup=backup_file, force=force, prices_dir=prices_dir
     )
-    if result.problem:
-        click.echo(f"ledger did not open: {result.problem}")
     for line in result.lines():
         click.echo(line)
 
@@ -142,9 +140,7 @@ def backup_cmd(ledger: str | None) -> None:
 
     `imagecost rebuild` starts from the newest backup, and `imagecost spool prune` frees the spool files all hold.
     """
-    file = ledger_path(ledger)
-    if not file.is_file():
-        raise LedgerMissing(f"no ledger at {file}; create one with `imagecost init`")
+    file = existing_ledger(ledger)
     with open_ledger(file) as con:
         calls = con.execute("select count(*) from calls").fetchall()[0][0]
         click.echo(f"backup: {backup.write_backup(con, file, 'manual')} ({calls:,} calls)")

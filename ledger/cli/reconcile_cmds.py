@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from ledger.cli.options import ledger_option, prices_dir_option
-from ledger.db import LedgerMissing, ledger_path, open_ledger
+from ledger.db import existing_ledger, ledger_path, open_ledger
 from ledger.errors import UserError
 
 COST_TABLE = ("day", "project", "model", "token_class", "tier", "bill_usd", "ledger_usd", "diff_usd", "status", "cause")
@@ -42,13 +42,6 @@ day_type = click.DateTime(formats=["%Y-%m-%d"])
 
 def _day(value: datetime | None) -> date | None:
     return value.date() if value is not None else None
-
-
-def _existing(ledger: str | None) -> str:
-    path = ledger_path(ledger)
-    if not path.exists():
-        raise LedgerMissing(f"no ledger at {path}; create one with `imagecost init --ledger {path}`")
-    return str(path)
 
 
 def _sync(con: Any, prices_dir: str | None, line_items: str | None) -> None:
@@ -114,7 +107,7 @@ def reconcile(
     from ledger.reconcile.render import table, to_csv
 
     tol = Tolerance.parse(tolerance)
-    with open_ledger(_existing(ledger)) as con:
+    with open_ledger(existing_ledger(ledger)) as con:
         _sync(con, prices_dir, line_items)
         result = reconcile_openai(
             con, since=_day(since), until=_day(until), tolerance=tol, default_project=default_project
@@ -234,7 +227,7 @@ def provider_cmd(
 
     invoice = read_invoice(file, provider, load_mappings(mappings))
     books = load_books(prices_dir)
-    with open_ledger(_existing(ledger)) as con:
+    with open_ledger(existing_ledger(ledger)) as con:
         sync_to_ledger(con, books)
         store_invoice(con, invoice)
         result = reconcile_provider(
